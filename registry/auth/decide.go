@@ -1,0 +1,132 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/quayctl/quayctl/registry/store"
+)
+
+// ErrDenied is returned when a principal may not do what it asked.
+var ErrDenied = errors.New("permission denied")
+
+// Decision is what a principal may do with one repository.
+type Decision struct {
+	Repo      *store.Repository // nil when the repository does not exist
+	Pull      bool
+	Push      bool
+	Admin     bool // the "*" action
+	CanCreate bool // the repository is missing and a push would create it
+}
+
+// Decide applies Quay's v2auth rules to namespace/repo:
+//   - pull: a read (or better) role, a public repository (for anonymous
+//     callers only with FEATURE_ANONYMOUS_ACCESS), or a superuser (SUPER_USERS
+//     read everything, like Quay's global read-only superusers);
+//   - push: a write role on a NORMAL repository. READ_ONLY never allows it;
+//     MIRROR allows only the mirror's robot, which is not modelled yet, so no
+//     one;
+//   - admin ("*"): an admin role on a NORMAL repository;
+//   - a missing repository can be created (and so pushed and pulled) by a user
+//     in their own namespace.
+//
+// Superuser FULL_ACCESS and organisation creators are not modelled yet.
+func (a *Authenticator) Decide(ctx context.Context, p *Principal, namespace, repo string) (Decision, error) {
+	r, err := a.st.Repository(ctx, namespace, repo)
+	if errors.Is(err, store.ErrNotFound) {
+		return a.decideMissing(p, namespace), nil
+	}
+	if err != nil {
+		return Decision{}, fmt.Errorf("look up repository %s/%s: %w", namespace, repo, err)
+	}
+	d := Decision{Repo: r}
+	if r.State == store.RepoStateMarkedForDeletion {
+		return d, nil // being deleted: as good as gone, but not re-creatable yet
+	}
+	role := store.RoleNone
+	if !p.IsAnonymous() {
+		if role, err = a.st.RepositoryRole(ctx, p.UserID(), r.ID); err != nil {
+			return Decision{}, fmt.Errorf("permissions of %s on %s: %w", p, r.FullName(), err)
+		}
+	}
+	normal := r.State == store.RepoStateNormal
+	d.Pull = role.Rank() >= store.RoleRead.Rank() ||
+		(r.Public && (!p.IsAnonymous() || a.opts.AnonymousAccess)) ||
+		(p.IsUser() && p.Superuser)
+	d.Push = normal && role.Rank() >= store.RoleWrite.Rank()
+	d.Admin = normal && role == store.RoleAdmin
+	return d, nil
+}
+
+// decideMissing: Quay creates a repository on push when the caller holds
+// CreateRepositoryPermission on the namespace — its owner, or an admin or
+// creator of the organisation. The store cannot answer the organisation
+// part yet (it needs a NamespaceRole method), so only a user's own namespace
+// qualifies for now. The owner may also pull (and gets NAME_UNKNOWN rather
+// than DENIED) as in Quay, where namespace admins read every repository in it.
+func (a *Authenticator) decideMissing(p *Principal, namespace string) Decision {
+	if p.IsUser() && p.User.Username == namespace {
+		return Decision{Pull: true, Push: true, CanCreate: true}
+	}
+	return Decision{}
+}
+
+// GrantedActions maps the requested actions of a scope to the granted ones,
+// silently dropping the rest (Quay keeps the access entry, possibly with no
+// actions). Granted actions are in Quay's order: push, pull, *. It never
+// creates anything; see EnsureRepository.
+func (a *Authenticator) GrantedActions(ctx context.Context, p *Principal, sc Scope) ([]string, Decision, error) {
+	granted := []string{}
+	if sc.Type == TypeRegistry {
+		// registry:catalog:* for any authenticated caller (see ParseScope).
+		if sc.Name == "catalog" && !p.IsAnonymous() && slices.Contains(sc.Actions, ActionAdmin) {
+			granted = append(granted, ActionAdmin)
+		}
+		return granted, Decision{}, nil
+	}
+	d, err := a.Decide(ctx, p, sc.Namespace, sc.Repository)
+	if err != nil {
+		return nil, Decision{}, err
+	}
+	if slices.Contains(sc.Actions, ActionPush) && d.Push {
+		granted = append(granted, ActionPush)
+	}
+	if slices.Contains(sc.Actions, ActionPull) && d.Pull {
+		granted = append(granted, ActionPull)
+	}
+	if slices.Contains(sc.Actions, ActionAdmin) && d.Admin {
+		granted = append(granted, ActionAdmin)
+	}
+	return granted, d, nil
+}
+
+// EnsureRepository returns namespace/repo, creating it when p may (push to
+// create): private unless CREATE_PRIVATE_REPO_ON_PUSH is off, with p as its
+// creator. ErrDenied when it is missing and p may not create it.
+func (a *Authenticator) EnsureRepository(ctx context.Context, p *Principal, namespace, repo string) (*store.Repository, error) {
+	d, err := a.Decide(ctx, p, namespace, repo)
+	if err != nil {
+		return nil, err
+	}
+	if d.Repo != nil {
+		return d.Repo, nil
+	}
+	if !d.CanCreate {
+		return nil, fmt.Errorf("create repository %s/%s as %s: %w", namespace, repo, p, ErrDenied)
+	}
+	ns, err := a.st.UserByName(ctx, namespace)
+	if err != nil {
+		return nil, fmt.Errorf("create repository %s/%s: namespace: %w", namespace, repo, err)
+	}
+	r, err := a.st.CreateRepository(ctx, ns.ID, repo, !a.opts.CreatePrivateRepoOnPush, p.UserID())
+	if errors.Is(err, store.ErrExists) { // a concurrent push created it first
+		r, err = a.st.Repository(ctx, namespace, repo)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create repository %s/%s: %w", namespace, repo, err)
+	}
+	a.log.InfoContext(ctx, "repository created on push", "repository", r.FullName(), "by", p.String(), "public", r.Public)
+	return r, nil
+}
