@@ -211,6 +211,12 @@ type Store interface {
 	// increments it (setting last_invalid_login) on failure.
 	RecordLoginAttempt(ctx context.Context, userID int64, success bool) error
 
+	// Superusers recorded in the database (quayctl_superuser), in addition
+	// to SUPER_USERS from the config: the first user created through
+	// user/initialize and users created with --superuser.
+	AddSuperuser(ctx context.Context, userID int64) error
+	Superusers(ctx context.Context) ([]string, error)
+
 	// Service keys for JWT signing.
 	PutServiceKey(ctx context.Context, k ServiceKey) error
 	ServiceKey(ctx context.Context, kid string) (*ServiceKey, error) // approved and unexpired only
@@ -242,6 +248,9 @@ type Store interface {
 	LinkBlob(ctx context.Context, repositoryID int64, digest string, size int64, location string, ttl time.Duration) (*Blob, error)
 	// UnlinkBlob removes the repository's uploadedblob rows for the blob.
 	UnlinkBlob(ctx context.Context, repositoryID, blobID int64) error
+	// BlobRepositories lists up to limit repositories the blob is linked to
+	// (as RepositoryBlob defines it), for mounts without a source.
+	BlobRepositories(ctx context.Context, blobID int64, limit int) ([]Repository, error)
 	// BlobLocations lists the location names that hold the blob.
 	BlobLocations(ctx context.Context, blobID int64) ([]string, error)
 
