@@ -1,0 +1,148 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/quayctl/quayctl/registry/config"
+	"github.com/quayctl/quayctl/registry/server"
+)
+
+// ServeOptions are the flags of `quayctl serve`.
+type ServeOptions struct {
+	IO         *IOStreams
+	Getenv     func(string) string
+	ConfigPath string
+	Listen     string
+	DataDir    string
+	// Ready, if set, receives the bound address once the server listens (tests).
+	Ready func(addr string)
+}
+
+// NewCmdServe builds `quayctl serve`.
+func NewCmdServe(f *Factory, runF func(*ServeOptions) error) *cobra.Command {
+	opts := &ServeOptions{IO: f.IO, Getenv: f.Getenv}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run a Quay-compatible registry",
+		Long: `Run a Quay-compatible OCI registry (/v2/), Quay's /api/v1 and health endpoints.
+
+Configuration is Quay's config.yaml: --config FILE, else /conf/stack/config.yaml
+when it exists, else the embedded default (SQLite and local storage under
+--data-dir, FEATURE_USER_INITIALIZE on). DEBUGLOG=true turns on debug logs.
+
+Exit codes: 0 after a clean shutdown (SIGINT/SIGTERM), 1 when the config is
+invalid or a dependency (database, storage) cannot be reached.`,
+		Example: `  quayctl serve
+  quayctl serve --config /conf/stack/config.yaml --listen :8080`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if runF != nil {
+				return runF(opts)
+			}
+			return serveRun(cmd.Context(), opts)
+		},
+	}
+	cmd.Flags().StringVar(&opts.ConfigPath, "config", "", "path to Quay's config.yaml")
+	cmd.Flags().StringVar(&opts.Listen, "listen", ":8080", "address to listen on")
+	cmd.Flags().StringVar(&opts.DataDir, "data-dir", "./quay-data", "data directory of the embedded default (database and blobs)")
+	return cmd
+}
+
+func newLogger(opts *ServeOptions) *slog.Logger {
+	level := slog.LevelInfo
+	if strings.EqualFold(opts.Getenv("DEBUGLOG"), "true") {
+		level = slog.LevelDebug
+	}
+	var h slog.Handler = slog.NewTextHandler(opts.IO.ErrOut, &slog.HandlerOptions{Level: level})
+	if strings.EqualFold(opts.Getenv("JSONLOG"), "true") {
+		h = slog.NewJSONHandler(opts.IO.ErrOut, &slog.HandlerOptions{Level: level})
+	}
+	return slog.New(server.WithRequestID(h))
+}
+
+// loadConfig finds, loads and validates Quay's config.yaml.
+func loadConfig(path, dataDir, listen string, getenv func(string) string) (*config.Config, error) {
+	cfg, _, err := config.Load(config.LoadOptions{Path: path, DataDir: dataDir, ListenAddr: listen, Env: getenv})
+	if err != nil {
+		var ve *config.ValidationError
+		if errors.As(err, &ve) {
+			return nil, &UserError{Msg: "the configuration is invalid", Err: err, Remedy: "fix the keys above (see docs/configuration.md), or check it with: quayctl config validate FILE"}
+		}
+		return nil, &UserError{Msg: "cannot load the configuration", Err: err, Remedy: "check the --config path and that the file is YAML"}
+	}
+	return cfg, nil
+}
+
+func serveRun(ctx context.Context, opts *ServeOptions) error {
+	log := newLogger(opts)
+	start := time.Now()
+	cfg, err := loadConfig(opts.ConfigPath, opts.DataDir, opts.Listen, opts.Getenv)
+	if err != nil {
+		return err
+	}
+	for _, w := range cfg.Warnings() {
+		log.Warn("config", "key", w.Key, "message", w.Message)
+	}
+	if cfg.Source().Embedded {
+		if err := os.MkdirAll(opts.DataDir, 0o750); err != nil {
+			return &UserError{Msg: "cannot create the data directory " + opts.DataDir, Err: err, Remedy: "choose a writable --data-dir"}
+		}
+	}
+	srv, err := server.New(ctx, server.FromConfig(cfg), server.Options{Logger: log})
+	if err != nil {
+		return &UserError{Msg: "the registry cannot start", Err: err}
+	}
+	defer srv.Close()
+	ln, err := net.Listen("tcp", opts.Listen)
+	if err != nil {
+		return &UserError{Msg: "cannot listen on " + opts.Listen, Err: err, Remedy: "choose another --listen address or stop what uses it"}
+	}
+	addr := ln.Addr().String()
+	srv.SetSelfURL("http://" + loopback(addr))
+	srv.Start(ctx)
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	log.Info("quayctl serve ready", "listen", addr, "config", cfg.Source().String(), "database", srv.Store.Dialect(),
+		"storage", strings.Join(cfg.StoragePreference(), ","), "startup", time.Since(start).Round(time.Millisecond))
+	if cfg.Source().Embedded {
+		fmt.Fprintf(opts.IO.ErrOut, "\nquayctl serve is running on http://%s (embedded default, data in %s).\n", loopback(addr), opts.DataDir)
+		fmt.Fprintf(opts.IO.ErrOut, "Create the first user:\n  curl -X POST http://%s/api/v1/user/initialize -H 'Content-Type: application/json' \\\n    -d '{\"username\":\"quayadmin\",\"password\":\"CHANGE-ME-please\",\"email\":\"admin@example.com\"}'\n", loopback(addr))
+		fmt.Fprintf(opts.IO.ErrOut, "Then log in:\n  podman login --tls-verify=false %s\n\n", loopback(addr))
+	}
+	if opts.Ready != nil {
+		opts.Ready(addr)
+	}
+	select {
+	case err := <-errc:
+		return &UserError{Msg: "the HTTP server stopped", Err: err}
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_ = hs.Shutdown(sctx)
+	return nil
+}
+
+// loopback turns ":8080" or "[::]:8080" into a dialable "localhost:8080".
+func loopback(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if host == "" || host == "::" || host == "0.0.0.0" {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}

@@ -1,0 +1,83 @@
+// Package api serves Quay's REST API under /api/v1 with Quay's JSON shapes.
+// This file has the plumbing; each resource lives in its own file.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/quayctl/quayctl/registry/store"
+)
+
+// Options are the features the API honours.
+type Options struct {
+	UserInitialize bool   // FEATURE_USER_INITIALIZE
+	AuthType       string // AUTHENTICATION_TYPE
+	Mailing        bool   // FEATURE_MAILING: e-mail required on initialize
+	Logger         *slog.Logger
+}
+
+// Users is what the API needs to create accounts.
+type Users interface {
+	HashPassword(pw string) (string, error)
+	ValidateUsername(name string) error
+	ValidatePassword(username, pw string) error
+	// MakeSuperuser records that a user created by initialize is a superuser.
+	MakeSuperuser(ctx context.Context, u *store.User) error
+}
+
+// Handler serves /api/v1/.
+type Handler struct {
+	store store.Store
+	users Users
+	opts  Options
+	log   *slog.Logger
+	mux   *http.ServeMux
+}
+
+// New builds the API handler.
+func New(st store.Store, users Users, opts Options) *Handler {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	h := &Handler{store: st, users: users, opts: opts, log: log, mux: http.NewServeMux()}
+	h.mux.HandleFunc("POST /api/v1/user/initialize", h.initialize)
+	h.mux.HandleFunc("GET /api/v1/discovery", h.discovery)
+	return h
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Quay's routes accept a trailing slash or not.
+	if len(r.URL.Path) > len("/api/v1/") && strings.HasSuffix(r.URL.Path, "/") {
+		r.URL.Path = strings.TrimSuffix(r.URL.Path, "/")
+	}
+	h.mux.ServeHTTP(w, r)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, _ := json.Marshal(v)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// apiError writes Quay's API error body.
+func apiError(w http.ResponseWriter, status int, errorType, detail string) {
+	titles := map[int]string{400: "invalid_request", 401: "invalid_token", 403: "insufficient_scope", 404: "not_found", 409: "conflict"}
+	writeJSON(w, status, map[string]any{
+		"detail": detail, "error_message": detail, "error_type": errorType,
+		"title": titles[status], "type": "/api/v1/error/" + titles[status], "status": status,
+	})
+}
+
+func (h *Handler) discovery(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{
+		"swagger": "2.0",
+		"info":    map[string]string{"title": "Quay Frontend (quayctl)", "version": "v1"},
+		"paths":   map[string]any{"/api/v1/user/initialize": map[string]any{"post": map[string]string{"operationId": "createInitialUser"}}},
+	})
+}

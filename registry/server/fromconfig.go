@@ -1,0 +1,47 @@
+package server
+
+import (
+	"path/filepath"
+
+	"github.com/quayctl/quayctl/registry/config"
+)
+
+// FromConfig maps Quay's config.yaml onto the server's settings.
+func FromConfig(c *config.Config) Settings {
+	s := Settings{
+		DBURI:                   c.DBURI,
+		Locations:               map[string]Location{},
+		Preference:              c.StoragePreference(),
+		ServerHostname:          c.ServerHostname,
+		SuperUsers:              c.SuperUsers,
+		AnonymousAccess:         c.FeatureAnonymousAccess,
+		CreatePrivateRepoOnPush: c.CreatePrivateRepoOnPush,
+		UserInitialize:          c.FeatureUserInitialize,
+		AuthType:                c.AuthenticationType,
+		Mailing:                 c.FeatureMailing,
+		MaxManifestBytes:        c.MaxManifestBytes,
+		UploadedBlobTTL:         c.UploadedBlobExpiration(),
+		TempTagTTL:              c.PushTempTagExpiration(),
+		SparseIndex:             c.FeatureSparseIndex,
+		SparseManifests:         c.SparseManifests,
+		DiskThreshold:           c.DiskspaceHealthThreshold,
+		DiskWarningThreshold:    c.DiskspaceHealthWarningThreshold,
+		InstanceSkips:           c.HealthChecker.InstanceSkips(),
+		ServiceKeyExpiration:    c.ServiceKeyExpiration(),
+		ServiceKeyRefresh:       c.ServiceKeyRefresh(),
+	}
+	for name, loc := range c.DistributedStorageConfig {
+		s.Locations[name] = Location{Driver: loc.Driver, Params: loc.Params}
+		if p := loc.Param("storage_path"); p != "" && loc.Driver == "LocalStorage" {
+			s.DiskPaths = append(s.DiskPaths, filepath.Clean(p))
+		}
+	}
+	if c.IsSet("BUILDLOGS_REDIS") && c.BuildlogsRedis.Host != "" {
+		port := c.BuildlogsRedis.Port
+		if port == 0 {
+			port = 6379
+		}
+		s.Redis = &Redis{Host: c.BuildlogsRedis.Host, Port: port, Password: c.BuildlogsRedis.Password}
+	}
+	return s
+}

@@ -1,0 +1,228 @@
+// Package server wires the registry together: store, storage, auth, the
+// OCI handlers, Quay's API and health endpoints, behind one middleware chain
+// (request id, recovery, access log, metrics).
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/quayctl/quayctl/registry/api"
+	"github.com/quayctl/quayctl/registry/auth"
+	"github.com/quayctl/quayctl/registry/health"
+	"github.com/quayctl/quayctl/registry/storage"
+	"github.com/quayctl/quayctl/registry/storage/drivers"
+	"github.com/quayctl/quayctl/registry/store"
+	v2 "github.com/quayctl/quayctl/registry/v2"
+)
+
+// Location is one DISTRIBUTED_STORAGE_CONFIG entry.
+type Location struct {
+	Driver string
+	Params map[string]any
+}
+
+// Redis is a BUILDLOGS_REDIS connection (used only by the health check).
+type Redis struct {
+	Host     string
+	Port     int
+	Password string
+}
+
+// Settings is everything the server takes from Quay's config.yaml.
+type Settings struct {
+	DBURI                   string
+	Locations               map[string]Location
+	Preference              []string // first entry receives pushes
+	ServerHostname          string
+	SuperUsers              []string
+	AnonymousAccess         bool
+	CreatePrivateRepoOnPush bool
+	UserInitialize          bool
+	AuthType                string
+	Mailing                 bool
+	MaxManifestBytes        int64
+	UploadedBlobTTL         time.Duration
+	TempTagTTL              time.Duration
+	SparseIndex             bool
+	SparseManifests         bool
+	DiskThreshold           float64 // DISKSPACE_HEALTH_THRESHOLD
+	DiskWarningThreshold    float64 // DISKSPACE_HEALTH_WARNING_THRESHOLD
+	Redis                   *Redis  // nil: no Redis configured
+	InstanceSkips           []string
+	DiskPaths               []string // filesystems the disk checks measure
+	ServiceKeyExpiration    time.Duration
+	ServiceKeyRefresh       time.Duration
+}
+
+// Server is a running registry's state.
+type Server struct {
+	Store    store.Store
+	Auth     *auth.Authenticator
+	Storage  map[string]storage.Driver
+	Health   *health.Checker
+	handler  http.Handler
+	log      *slog.Logger
+	audit    *auditQueue
+	wg       sync.WaitGroup
+	cancel   context.CancelFunc
+	selfURL  string
+	settings Settings
+}
+
+// Options are process-level choices, not config keys.
+type Options struct {
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer // nil: a private registry
+}
+
+// New opens the database (applying migrations), the storage locations
+// (probing the preferred one), the signing key, and builds the handler.
+// A registry that cannot honour its config refuses to start.
+func New(ctx context.Context, s Settings, opts Options) (*Server, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(WithRequestID(slog.NewTextHandler(os.Stderr, nil)))
+	}
+	if len(s.Preference) == 0 {
+		return nil, errors.New("DISTRIBUTED_STORAGE_PREFERENCE is empty: name the storage location that receives pushes")
+	}
+	st, err := store.Open(ctx, s.DBURI)
+	if err != nil {
+		return nil, err
+	}
+	srv := &Server{Store: st, log: log, Storage: map[string]storage.Driver{}, settings: s}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = st.Close()
+		}
+	}()
+	if err := st.Migrate(ctx); err != nil {
+		return nil, fmt.Errorf("applying database migrations: %w", err)
+	}
+	for name, loc := range s.Locations {
+		d, err := drivers.New(ctx, loc.Driver, loc.Params)
+		if err != nil {
+			return nil, fmt.Errorf("DISTRIBUTED_STORAGE_CONFIG.%s: %w", name, err)
+		}
+		srv.Storage[name] = d
+	}
+	preferred, found := srv.Storage[s.Preference[0]]
+	if !found {
+		return nil, fmt.Errorf("DISTRIBUTED_STORAGE_PREFERENCE names %q, which is not in DISTRIBUTED_STORAGE_CONFIG", s.Preference[0])
+	}
+	if res := storage.Probe(ctx, preferred); !res.OK {
+		return nil, fmt.Errorf("storage location %q (%s) failed its start-up probe: %w — check that the storage path or bucket exists and is writable", s.Preference[0], preferred.Name(), res.Err)
+	}
+	reg := opts.Registerer
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	srv.Auth = auth.New(st, auth.Options{
+		ServerHostname: s.ServerHostname, SuperUsers: s.SuperUsers, AnonymousAccess: s.AnonymousAccess,
+		CreatePrivateRepoOnPush: s.CreatePrivateRepoOnPush, Logger: log,
+		KeyExpiration: s.ServiceKeyExpiration, KeyRefresh: s.ServiceKeyRefresh,
+	})
+	if err := srv.Auth.LoadSuperusers(ctx); err != nil {
+		return nil, fmt.Errorf("loading superusers: %w", err)
+	}
+	if err := srv.Auth.EnsureKey(ctx); err != nil {
+		return nil, fmt.Errorf("registering the instance service key: %w", err)
+	}
+	srv.audit = newAuditQueue(st, log, 4096)
+	v2h := v2.New(st, preferred, access{srv.Auth}, srv.audit, v2.Options{
+		Location: s.Preference[0], MaxManifestBytes: s.MaxManifestBytes, UploadedBlobTTL: s.UploadedBlobTTL,
+		TempTagTTL: s.TempTagTTL, PublicOnPush: !s.CreatePrivateRepoOnPush, SparseIndex: s.SparseIndex,
+		SparseManifests: s.SparseManifests, Logger: log,
+	})
+	apih := api.New(st, users{srv.Auth, st}, api.Options{UserInitialize: s.UserInitialize, AuthType: s.AuthType, Mailing: s.Mailing, Logger: log})
+	srv.Health = srv.healthChecks()
+	mux := http.NewServeMux()
+	mux.Handle("/v2/auth", srv.Auth.TokenHandler())
+	mux.Handle("/v2/", v2h)
+	mux.Handle("/v2", v2h)
+	mux.Handle("/api/v1/", apih)
+	mux.Handle("/health", srv.Health.Handler())
+	mux.Handle("/health/", srv.Health.Handler())
+	mux.Handle("/status", srv.Health.Handler())
+	mux.HandleFunc("/_internal_ping", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("true")) })
+	mux.HandleFunc("/v1/_internal_ping", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("true")) })
+	mux.Handle("/metrics", promhttp.HandlerFor(reg.(prometheus.Gatherer), promhttp.HandlerOpts{}))
+	srv.handler = instrument(mux, log, newMetrics(reg))
+	ok = true
+	return srv, nil
+}
+
+// Handler is the root HTTP handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// SetSelfURL tells the health check where this process listens, so
+// registry_gunicorn/web_gunicorn ping the real listener as Quay does.
+func (s *Server) SetSelfURL(u string) { s.selfURL = u }
+
+// Start runs the background loops (key refresh, audit writer).
+func (s *Server) Start(ctx context.Context) {
+	ctx, s.cancel = context.WithCancel(ctx)
+	s.wg.Add(3)
+	go func() {
+		defer s.wg.Done()
+		// Superusers made on another replica become visible here too.
+		t := time.NewTicker(30 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := s.Auth.LoadSuperusers(ctx); err != nil && ctx.Err() == nil {
+					s.log.Warn("cannot reload superusers", "error", err)
+				}
+			}
+		}
+	}()
+	go func() {
+		defer s.wg.Done()
+		if err := s.Auth.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			s.log.Error("service key refresh stopped", "error", err)
+		}
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.audit.run(ctx)
+	}()
+}
+
+// Close stops background work, flushes the audit queue and closes the store.
+func (s *Server) Close() error {
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.wg.Wait()
+	return s.Store.Close()
+}
+
+// users adapts auth to the API's account needs.
+type users struct {
+	a  *auth.Authenticator
+	st store.Store
+}
+
+func (u users) HashPassword(pw string) (string, error) { return auth.HashPassword(pw) }
+func (u users) ValidateUsername(name string) error     { return auth.ValidateUsername(name) }
+func (u users) ValidatePassword(name, pw string) error { return auth.ValidatePassword(name, pw) }
+func (u users) MakeSuperuser(ctx context.Context, usr *store.User) error {
+	if err := u.st.AddSuperuser(ctx, usr.ID); err != nil {
+		return err
+	}
+	u.a.AddSuperuser(usr.Username)
+	return nil
+}
