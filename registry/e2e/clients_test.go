@@ -55,7 +55,7 @@ func TestRealClients(t *testing.T) {
 
 			// skopeo: inspect, copy to a second tag, delete.
 			creds := "--creds=alice:alice-password"
-			raw := pm.RunSkopeo(t, "inspect", creds, "docker://"+ref)
+			raw := pm.RunSkopeo(t, "inspect", "--tls-verify=false", creds, "docker://"+ref)
 			var info struct {
 				Digest string
 				Layers []string
@@ -64,24 +64,24 @@ func TestRealClients(t *testing.T) {
 				t.Fatalf("skopeo inspect: %v %s", err, raw)
 			}
 			dst := reg.Addr + "/alice/copy:v1"
-			pm.RunSkopeo(t, "copy", "--src-creds=alice:alice-password", "--dest-creds=alice:alice-password",
+			pm.RunSkopeo(t, "copy", "--src-tls-verify=false", "--dest-tls-verify=false", "--src-creds=alice:alice-password", "--dest-creds=alice:alice-password",
 				"docker://"+ref, "docker://"+dst)
-			raw2 := pm.RunSkopeo(t, "inspect", creds, "docker://"+dst)
+			raw2 := pm.RunSkopeo(t, "inspect", "--tls-verify=false", creds, "docker://"+dst)
 			if !strings.Contains(raw2, info.Digest) {
 				t.Fatalf("copied image has another digest: %s", raw2)
 			}
 
 			// Another user cannot read alice's private repository.
-			if out, err := pm.Skopeo(ctx, "inspect", "--creds=bob:bob-password1", "docker://"+ref).CombinedOutput(); err == nil {
+			if out, err := pm.Skopeo(ctx, "inspect", "--tls-verify=false", "--creds=bob:bob-password1", "docker://"+ref).CombinedOutput(); err == nil {
 				t.Fatalf("bob read alice's private repository: %s", out)
 			}
 			// Nor can anyone anonymously.
-			if out, err := pm.Skopeo(ctx, "inspect", "--no-creds", "docker://"+ref).CombinedOutput(); err == nil {
+			if out, err := pm.Skopeo(ctx, "inspect", "--tls-verify=false", "--no-creds", "docker://"+ref).CombinedOutput(); err == nil {
 				t.Fatalf("anonymous read of a private repository succeeded: %s", out)
 			}
 
-			pm.RunSkopeo(t, "delete", creds, "docker://"+dst)
-			if out, err := pm.Skopeo(ctx, "inspect", creds, "docker://"+dst).CombinedOutput(); err == nil {
+			pm.RunSkopeo(t, "delete", "--tls-verify=false", creds, "docker://"+dst)
+			if out, err := pm.Skopeo(ctx, "inspect", "--tls-verify=false", creds, "docker://"+dst).CombinedOutput(); err == nil {
 				t.Fatalf("deleted tag still resolves: %s", out)
 			}
 			pm.Run(t, "logout", reg.Addr)
