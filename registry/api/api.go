@@ -27,6 +27,8 @@ type Users interface {
 	ValidatePassword(username, pw string) error
 	// MakeSuperuser records that a user created by initialize is a superuser.
 	MakeSuperuser(ctx context.Context, u *store.User) error
+	// CreateAccessToken issues the OAuth token user/initialize returns.
+	CreateAccessToken(ctx context.Context, u *store.User) (string, error)
 }
 
 // Handler serves /api/v1/.

@@ -82,5 +82,16 @@ func (h *Handler) initialize(w http.ResponseWriter, r *http.Request) {
 	}
 	_ = h.store.Log(ctx, store.LogEntry{Kind: "user_create", AccountID: u.ID, PerformerID: &u.ID, IP: r.RemoteAddr, Metadata: map[string]any{"username": u.Username, "source": "user/initialize"}})
 	resp := map[string]any{"username": u.Username, "email": u.Email}
+	if req.AccessToken {
+		// Quay: an "automation" application with a token holding every
+		// scope, valid for 9000 s.
+		tok, err := h.users.CreateAccessToken(ctx, u)
+		if err != nil {
+			h.log.ErrorContext(ctx, "create initial access token", "error", err)
+			fail("the user was created but its access token could not be")
+			return
+		}
+		resp["access_token"] = tok
+	}
 	writeJSON(w, http.StatusOK, resp)
 }

@@ -39,14 +39,14 @@ var dummyHash = sync.OnceValue(func() []byte {
 // credentialChecker validates one kind of Basic credential.
 type credentialChecker func(a *Authenticator, ctx context.Context, username, secret string) (*Principal, error)
 
-// credentialCheckers dispatches on the credential kind. Robots and the token
-// usernames get their real checkers in later issues; until then they refuse
-// cleanly with ErrUnsupportedCredentials.
+// credentialCheckers dispatches on the credential kind. Robots, `$token`
+// (build access tokens) and `$app` get their real checkers in later issues;
+// until then they refuse cleanly with ErrUnsupportedCredentials.
 var credentialCheckers = map[string]credentialChecker{
 	CredUser:             (*Authenticator).checkUserPassword,
 	CredRobot:            unsupportedCredential(CredRobot),
 	CredAccessToken:      unsupportedCredential(CredAccessToken),
-	CredOAuthToken:       unsupportedCredential(CredOAuthToken),
+	CredOAuthToken:       (*Authenticator).checkOAuthBasic,
 	CredAppSpecificToken: unsupportedCredential(CredAppSpecificToken),
 }
 

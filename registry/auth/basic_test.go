@@ -34,7 +34,8 @@ func TestCheckBasic(t *testing.T) {
 		{name: "organisation", user: "acme", pw: "acme-secret-1", wantReason: ErrInvalidCredentials, wantKind: CredUser},
 		{name: "robot", user: "alice+bot", pw: "TOKEN", wantReason: ErrUnsupportedCredentials, wantKind: CredRobot},
 		{name: "access token", user: "$token", pw: "abc", wantReason: ErrUnsupportedCredentials, wantKind: CredAccessToken},
-		{name: "oauth token", user: "$oauthtoken", pw: "abc", wantReason: ErrUnsupportedCredentials, wantKind: CredOAuthToken},
+		{name: "oauth token malformed", user: "$oauthtoken", pw: "abc", wantReason: ErrInvalidCredentials, wantKind: CredOAuthToken},
+		{name: "oauth token unknown", user: "$oauthtoken", pw: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmn", wantReason: ErrInvalidCredentials, wantKind: CredOAuthToken},
 		{name: "app token", user: "$app", pw: "abc", wantReason: ErrUnsupportedCredentials, wantKind: CredAppSpecificToken},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -219,6 +219,10 @@ type users struct {
 func (u users) HashPassword(pw string) (string, error) { return auth.HashPassword(pw) }
 func (u users) ValidateUsername(name string) error     { return auth.ValidateUsername(name) }
 func (u users) ValidatePassword(name, pw string) error { return auth.ValidatePassword(name, pw) }
+func (u users) CreateAccessToken(ctx context.Context, usr *store.User) (string, error) {
+	return u.a.CreateOAuthToken(ctx, usr, "automation", auth.AllScopes, auth.InitializeTokenLifetime)
+}
+
 func (u users) MakeSuperuser(ctx context.Context, usr *store.User) error {
 	if err := u.st.AddSuperuser(ctx, usr.ID); err != nil {
 		return err

@@ -190,6 +190,46 @@ type LogEntry struct {
 	Time         time.Time // zero means now
 }
 
+// NewOAuthToken is a token to store: the application is created in the
+// user's namespace when none of that name exists.
+type NewOAuthToken struct {
+	UserID          int64
+	ApplicationName string // e.g. "automation"
+	Scope           string // space-separated Quay scopes
+	TokenName       string // first 20 characters of the token
+	TokenCodeHash   string // bcrypt of the remaining 20
+	ExpiresAt       time.Time
+}
+
+// OAuthToken is a stored access token.
+type OAuthToken struct {
+	UserID        int64
+	Scope         string
+	TokenCodeHash string
+	ExpiresAt     time.Time
+}
+
+// LogQuery filters audit rows; zero fields do not filter.
+type LogQuery struct {
+	AccountID    int64
+	RepositoryID int64
+	Kind         string
+	Since, Until time.Time // Since inclusive, Until exclusive
+	Limit        int       // <=0: 100
+}
+
+// LogRecord is an audit row as read back, with the kind name resolved.
+type LogRecord struct {
+	ID           int64
+	Kind         string
+	AccountID    int64
+	PerformerID  *int64
+	RepositoryID *int64
+	IP           string
+	Metadata     map[string]any
+	Time         time.Time
+}
+
 // Store is what the registry needs from its database.
 type Store interface {
 	Close() error
@@ -216,6 +256,12 @@ type Store interface {
 	// user/initialize and users created with --superuser.
 	AddSuperuser(ctx context.Context, userID int64) error
 	Superusers(ctx context.Context) ([]string, error)
+
+	// OAuth access tokens (Quay's oauthapplication/oauthaccesstoken), as
+	// user/initialize creates them for automation.
+	CreateOAuthToken(ctx context.Context, t NewOAuthToken) error
+	// OAuthToken finds an unexpired token by its public half (token_name).
+	OAuthToken(ctx context.Context, tokenName string) (*OAuthToken, error)
 
 	// Service keys for JWT signing.
 	PutServiceKey(ctx context.Context, k ServiceKey) error
@@ -279,4 +325,6 @@ type Store interface {
 
 	// Audit log.
 	Log(ctx context.Context, e LogEntry) error
+	// Logs reads audit rows, newest first.
+	Logs(ctx context.Context, q LogQuery) ([]LogRecord, error)
 }
