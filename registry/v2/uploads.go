@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/google/uuid"
 	"github.com/opencontainers/go-digest"
@@ -284,14 +285,16 @@ func (h *Handler) appendUpload(ctx context.Context, u *store.Upload, body io.Rea
 	}
 	var n int64
 	var mw io.Writer = io.MultiWriter(fw, hasher)
+	buf := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(buf)
 	if length >= 0 {
-		n, err = io.CopyN(mw, body, length)
-		if err == io.EOF {
+		n, err = io.CopyBuffer(mw, io.LimitReader(body, length), *buf)
+		if err == nil && n < length {
 			_ = fw.Close()
 			return newErr(ErrSizeInvalid, map[string]int64{"content-length": length, "received": n})
 		}
 	} else {
-		n, err = io.Copy(mw, body)
+		n, err = io.CopyBuffer(mw, body, *buf)
 	}
 	if err != nil {
 		_ = fw.Close()
@@ -338,6 +341,10 @@ func (h *Handler) resumeHash(_ context.Context, u *store.Upload, stored int64) (
 	}
 	return hasher, nil
 }
+
+// copyBuffers are 1 MiB: large blobs move in far fewer syscalls than with
+// io.Copy's 32 KiB, and memory stays bounded per concurrent upload.
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
 
 var errUploadInconsistent = newErr(ErrBlobUploadInvalid, "the upload was interrupted in the middle of a chunk; start a new upload")
 
