@@ -18,11 +18,13 @@
 // timeout), the server gets SIGQUIT from the kernel (parent-death signal) and
 // the next run removes the directory left behind.
 //
-// With QUAYCTL_TEST_PG_URI set (a superuser URI such as
+// QUAYCTL_TEST_PG_BIN names the directory of initdb and postgres when they
+// are somewhere else. With QUAYCTL_TEST_PG_URI set (a superuser URI such as
 // postgres://postgres:pw@host:5432/postgres), that server is used instead and
 // nothing is started.
 //
-// Without PostgreSQL, NewDatabase skips the test with a loud message, except
+// With -short, NewDatabase skips: a cluster takes seconds to start. Without
+// PostgreSQL, NewDatabase skips the test with a loud message, except
 // when the CI environment variable is set: CI must never skip, so it fails.
 package testpg
 
@@ -55,6 +57,9 @@ import (
 
 // EnvURI names an existing server to use instead of starting one.
 const EnvURI = "QUAYCTL_TEST_PG_URI"
+
+// EnvBin, when set, is the only directory searched for initdb and postgres.
+const EnvBin = "QUAYCTL_TEST_PG_BIN"
 
 const dirPrefix = "quayctl-testpg-"
 
@@ -114,6 +119,9 @@ func Available() bool {
 // the database is dropped when the test ends.
 func NewDatabase(t testing.TB) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("PostgreSQL tests do not run with -short")
+	}
 	admin, err := adminURI(t)
 	if err != nil {
 		if errors.Is(err, errNotInstalled) {
@@ -218,6 +226,14 @@ type cluster struct {
 }
 
 func findBinDir() (string, error) {
+	if dir := os.Getenv(EnvBin); dir != "" {
+		for _, b := range []string{"initdb", "postgres"} {
+			if _, err := os.Stat(filepath.Join(dir, b)); err != nil {
+				return "", fmt.Errorf("%w (%s=%s has no %s)", errNotInstalled, EnvBin, dir, b)
+			}
+		}
+		return dir, nil
+	}
 	if p, err := exec.LookPath("initdb"); err == nil {
 		if real, err := filepath.EvalSymlinks(p); err == nil {
 			p = real

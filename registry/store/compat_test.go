@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -356,6 +357,13 @@ func TestConcurrentMigrate(t *testing.T) {
 
 func TestOpenURIs(t *testing.T) {
 	ctx := context.Background()
+	// A loopback port nobody listens on.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := l.Addr().String()
+	l.Close()
 	t.Run("sqlite relative", func(t *testing.T) {
 		dir := t.TempDir()
 		if err := os.Mkdir(filepath.Join(dir, "data"), 0o755); err != nil {
@@ -408,8 +416,8 @@ func TestOpenURIs(t *testing.T) {
 		{"sqlite missing dir", "sqlite:////nonexistent-dir-quayctl/q.db", []string{"/nonexistent-dir-quayctl", "does not exist"}},
 		{"sqlite memory", "sqlite:///:memory:", []string{"in-memory"}},
 		{"sqlite no path", "sqlite://", []string{"sqlite:////absolute"}},
-		{"postgres unreachable", "postgresql://quay:hunter2pw@127.0.0.1:1/quay?connect_timeout=2",
-			[]string{"cannot reach database at 127.0.0.1:1", "is PostgreSQL running", "DB_URI", "xxxxx"}},
+		{"postgres unreachable", "postgresql://quay:hunter2pw@" + closed + "/quay?connect_timeout=5&sslmode=disable",
+			[]string{"cannot reach database at " + closed, "is PostgreSQL running", "DB_URI", "xxxxx"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Open(ctx, tc.uri)

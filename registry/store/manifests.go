@@ -19,18 +19,29 @@ const manifestColumns = `m.id, m.repository_id, m.digest, mt.name, m.manifest_by
 
 const manifestFrom = ` FROM manifest m JOIN mediatype mt ON mt.id = m.media_type_id`
 
+// manifestScan receives manifestColumns.
+type manifestScan struct {
+	m                          Manifest
+	config, subject, artifactT sql.NullString
+	layers                     sql.NullInt64
+}
+
+func (s *manifestScan) dest() []any {
+	return []any{&s.m.ID, &s.m.RepositoryID, &s.m.Digest, &s.m.MediaType, &s.m.Bytes, &s.config, &s.layers, &s.subject, &s.artifactT}
+}
+
+func (s *manifestScan) result() *Manifest {
+	m := s.m
+	m.ConfigMediaType, m.LayersSize, m.Subject, m.ArtifactType = s.config.String, s.layers.Int64, s.subject.String, s.artifactT.String
+	return &m
+}
+
 func scanManifest(row interface{ Scan(...any) error }) (*Manifest, error) {
-	var (
-		m                           Manifest
-		bytes                       []byte
-		config, subject, artifactTy sql.NullString
-		layers                      sql.NullInt64
-	)
-	if err := row.Scan(&m.ID, &m.RepositoryID, &m.Digest, &m.MediaType, &bytes, &config, &layers, &subject, &artifactTy); err != nil {
+	var s manifestScan
+	if err := row.Scan(s.dest()...); err != nil {
 		return nil, err
 	}
-	m.Bytes, m.ConfigMediaType, m.LayersSize, m.Subject, m.ArtifactType = bytes, config.String, layers.Int64, subject.String, artifactTy.String
-	return &m, nil
+	return s.result(), nil
 }
 
 func (db *DB) manifestByDigest(ctx context.Context, q queryer, repositoryID int64, digest string) (*Manifest, error) {
@@ -47,43 +58,60 @@ func (db *DB) ManifestByDigest(ctx context.Context, repositoryID int64, digest s
 	return m, nil
 }
 
-// aliveTagQuery finds the alive row of a tag name. There is one at most in
-// data we write; should a database hold more, the newest counts.
-const aliveTagQuery = `SELECT t.id, t.repository_id, t.name, t.manifest_id, m.digest, t.lifetime_start_ms,
-	t.lifetime_end_ms, t.hidden, t.immutable, t.reversion
-	FROM tag t JOIN manifest m ON m.id = t.manifest_id
-	WHERE t.repository_id = ? AND t.name = ? AND (t.lifetime_end_ms IS NULL OR t.lifetime_end_ms > ?)`
+const tagColumns = `t.id, t.repository_id, t.name, t.manifest_id, m.digest, t.lifetime_start_ms,
+	t.lifetime_end_ms, t.hidden, t.immutable, t.reversion`
 
-const aliveTagOrder = ` ORDER BY t.lifetime_start_ms DESC, t.id DESC LIMIT 1`
+// aliveTagWhere selects the alive rows of a tag name. There is one at most
+// in data we write; should a database hold more, aliveTagOrder picks the
+// newest.
+const (
+	aliveTagWhere = ` WHERE t.repository_id = ? AND t.name = ? AND (t.lifetime_end_ms IS NULL OR t.lifetime_end_ms > ?)`
+	aliveTagOrder = ` ORDER BY t.lifetime_start_ms DESC, t.id DESC LIMIT 1`
+	aliveTagQuery = `SELECT ` + tagColumns + ` FROM tag t JOIN manifest m ON m.id = t.manifest_id` + aliveTagWhere
+)
 
-func scanTag(row interface{ Scan(...any) error }) (*Tag, error) {
-	var (
-		t   Tag
-		end sql.NullInt64
-	)
-	if err := row.Scan(&t.ID, &t.RepositoryID, &t.Name, &t.ManifestID, &t.ManifestDigest, &t.LifetimeStartMs,
-		&end, &t.Hidden, &t.Immutable, &t.Reversion); err != nil {
-		return nil, err
-	}
-	if end.Valid {
-		v := end.Int64
-		t.LifetimeEndMs = &v
-	}
-	return &t, nil
+// tagScan receives tagColumns.
+type tagScan struct {
+	t   Tag
+	end sql.NullInt64
 }
 
-// ManifestByTag resolves an alive, non-hidden tag.
+func (s *tagScan) dest() []any {
+	return []any{&s.t.ID, &s.t.RepositoryID, &s.t.Name, &s.t.ManifestID, &s.t.ManifestDigest, &s.t.LifetimeStartMs,
+		&s.end, &s.t.Hidden, &s.t.Immutable, &s.t.Reversion}
+}
+
+func (s *tagScan) result() *Tag {
+	t := s.t
+	if s.end.Valid {
+		v := s.end.Int64
+		t.LifetimeEndMs = &v
+	}
+	return &t
+}
+
+func scanTag(row interface{ Scan(...any) error }) (*Tag, error) {
+	var s tagScan
+	if err := row.Scan(s.dest()...); err != nil {
+		return nil, err
+	}
+	return s.result(), nil
+}
+
+// ManifestByTag resolves an alive, non-hidden tag, in one query.
 func (db *DB) ManifestByTag(ctx context.Context, repositoryID int64, tag string) (*Manifest, *Tag, error) {
-	t, err := scanTag(db.queryRow(ctx, db.r, aliveTagQuery+` AND t.hidden = false`+aliveTagOrder,
-		repositoryID, tag, db.nowMs()))
+	var (
+		ts tagScan
+		ms manifestScan
+	)
+	err := db.queryRow(ctx, db.r, `SELECT `+tagColumns+`, `+manifestColumns+`
+		FROM tag t JOIN manifest m ON m.id = t.manifest_id JOIN mediatype mt ON mt.id = m.media_type_id`+
+		aliveTagWhere+` AND t.hidden = false`+aliveTagOrder,
+		repositoryID, tag, db.nowMs()).Scan(append(ts.dest(), ms.dest()...)...)
 	if err != nil {
 		return nil, nil, notFound(err, fmt.Sprintf("tag %q in repository id %d", tag, repositoryID))
 	}
-	m, err := db.manifestByDigest(ctx, db.r, repositoryID, t.ManifestDigest)
-	if err != nil {
-		return nil, nil, notFound(err, fmt.Sprintf("manifest of tag %q in repository id %d", tag, repositoryID))
-	}
-	return m, t, nil
+	return ms.result(), ts.result(), nil
 }
 
 // PutManifest stores a manifest with its blob and child links and points a
@@ -142,11 +170,12 @@ func (db *DB) insertManifest(ctx context.Context, tx *sql.Tx, p PutManifestParam
 		blobIDs = append(blobIDs, b.ID)
 	}
 	childIDs := make([]int64, 0, len(p.ChildDigests))
+	seenChild := map[string]bool{}
 	for _, d := range p.ChildDigests {
-		if seen[d] {
+		if seenChild[d] {
 			continue
 		}
-		seen[d] = true
+		seenChild[d] = true
 		var id int64
 		err := db.queryRow(ctx, tx, `SELECT id FROM manifest WHERE repository_id = ? AND digest = ?`, p.RepositoryID, d).Scan(&id)
 		if errors.Is(err, sql.ErrNoRows) {

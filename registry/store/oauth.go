@@ -33,6 +33,9 @@ func (db *DB) CreateOAuthToken(ctx context.Context, t NewOAuthToken) error {
 		return err
 	})
 	if err != nil {
+		if isUniqueViolation(err) {
+			err = ErrExists // token_name is unique
+		}
 		return fmt.Errorf("create access token: %w", err)
 	}
 	return nil

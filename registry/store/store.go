@@ -168,7 +168,8 @@ func openPostgres(ctx context.Context, uri string) (*DB, error) {
 // pgOpenError turns a failed first connection into a message with a remedy.
 func pgOpenError(cfg *pgx.ConnConfig, where, password string, err error) error {
 	addr := fmt.Sprintf("%s:%d", cfg.Host, cfg.Port)
-	msg := scrub(err.Error(), password)
+	// pgx lists each address it tried on its own indented line.
+	msg := strings.Join(strings.Fields(scrub(err.Error(), password)), " ")
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		switch pgErr.Code {

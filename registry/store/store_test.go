@@ -34,6 +34,8 @@ var suite = []struct {
 	{"Referrers", testReferrers},
 	{"ServiceKeys", testServiceKeys},
 	{"Log", testLog},
+	{"LogsQuery", testLogsQuery},
+	{"OAuthTokens", testOAuthTokens},
 	{"SchemaMatchesQuay", testSchemaMatchesQuay},
 }
 
@@ -1048,5 +1050,98 @@ func testSuperusers(t *testing.T, db *DB) {
 	mustExec(t, db, `DELETE FROM "user" WHERE id = ?`, amy.ID)
 	if got, _ := db.Superusers(ctx); !reflect.DeepEqual(got, []string{"zed"}) {
 		t.Errorf("after deleting amy: %q", got)
+	}
+}
+
+func testLogsQuery(t *testing.T, db *DB) {
+	ctx := context.Background()
+	clk := freezeClock(db)
+	alice := mustUser(t, db, "alice", false)
+	bob := mustUser(t, db, "bob", false)
+	r := mustRepo(t, db, alice, "app", false)
+	t0 := clk.Now()
+	write := func(kind string, account int64, repo *int64, meta map[string]any) {
+		t.Helper()
+		if err := db.Log(ctx, LogEntry{Kind: kind, AccountID: account, RepositoryID: repo, Metadata: meta}); err != nil {
+			t.Fatal(err)
+		}
+		clk.Advance(time.Second)
+	}
+	write("create_repo", alice.ID, &r.ID, map[string]any{"repo": "app"})
+	write("push_repo", alice.ID, &r.ID, map[string]any{"tag": "v1"})
+	write("login_failure", bob.ID, nil, nil)
+	write("pull_repo", alice.ID, &r.ID, map[string]any{"n": 1.5})
+
+	kinds := func(recs []LogRecord) []string {
+		var out []string
+		for _, x := range recs {
+			out = append(out, x.Kind)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name string
+		q    LogQuery
+		want []string
+	}{
+		{"all, newest first", LogQuery{}, []string{"pull_repo", "login_failure", "push_repo", "create_repo"}},
+		{"account", LogQuery{AccountID: alice.ID}, []string{"pull_repo", "push_repo", "create_repo"}},
+		{"repository", LogQuery{RepositoryID: r.ID, Limit: 2}, []string{"pull_repo", "push_repo"}},
+		{"kind", LogQuery{Kind: "login_failure"}, []string{"login_failure"}},
+		{"since inclusive, until exclusive", LogQuery{Since: t0.Add(time.Second), Until: t0.Add(3 * time.Second)},
+			[]string{"login_failure", "push_repo"}},
+	} {
+		got, err := db.Logs(ctx, tc.q)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if !reflect.DeepEqual(kinds(got), tc.want) {
+			t.Errorf("%s: %q, want %q", tc.name, kinds(got), tc.want)
+		}
+	}
+	got, _ := db.Logs(ctx, LogQuery{Kind: "push_repo"})
+	if len(got) != 1 || got[0].Metadata["tag"] != "v1" || got[0].RepositoryID == nil || *got[0].RepositoryID != r.ID ||
+		got[0].PerformerID != nil || !got[0].Time.Equal(t0.Add(time.Second)) || got[0].AccountID != alice.ID {
+		t.Errorf("push_repo record = %+v", got)
+	}
+}
+
+func testOAuthTokens(t *testing.T, db *DB) {
+	ctx := context.Background()
+	clk := freezeClock(db)
+	alice := mustUser(t, db, "alice", false)
+	exp := clk.Now().Add(9000 * time.Second)
+	tok := NewOAuthToken{UserID: alice.ID, ApplicationName: "automation", Scope: "repo:read repo:write",
+		TokenName: "abcdefghijklmnopqrst", TokenCodeHash: "$2b$12$code", ExpiresAt: exp}
+	if err := db.CreateOAuthToken(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.OAuthToken(ctx, tok.TokenName)
+	if err != nil || got.UserID != alice.ID || got.Scope != tok.Scope || got.TokenCodeHash != tok.TokenCodeHash ||
+		!got.ExpiresAt.Equal(exp) {
+		t.Fatalf("OAuthToken = %+v, %v", got, err)
+	}
+	tok2 := tok
+	tok2.TokenName = "zyxwvutsrqponmlkjihg"
+	if err := db.CreateOAuthToken(ctx, tok2); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, db, `SELECT COUNT(*) FROM oauthapplication WHERE organization_id = ? AND client_id = 'alice'`, alice.ID); n != 1 {
+		t.Errorf("applications = %d, want 1 (reused)", n)
+	}
+	if err := db.CreateOAuthToken(ctx, tok); !errors.Is(err, ErrExists) {
+		t.Errorf("duplicate token name: %v", err)
+	}
+	bad := tok
+	bad.UserID, bad.TokenName = 999999, "00000000000000000000"
+	if err := db.CreateOAuthToken(ctx, bad); !errors.Is(err, ErrNotFound) {
+		t.Errorf("token for a missing user: %v", err)
+	}
+	if _, err := db.OAuthToken(ctx, "nope"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("unknown token: %v", err)
+	}
+	clk.Advance(9001 * time.Second)
+	if _, err := db.OAuthToken(ctx, tok.TokenName); !errors.Is(err, ErrNotFound) {
+		t.Errorf("expired token: %v", err)
 	}
 }
