@@ -148,43 +148,20 @@ func (db *DB) BlobRepositories(ctx context.Context, blobID int64, limit int) ([]
 		q += ` LIMIT ?`
 		args = append(args, limit)
 	}
-	rows, err := db.query(ctx, db.r, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("repositories of blob id %d: %w", blobID, err)
-	}
-	defer rows.Close()
-	var out []Repository
-	for rows.Next() {
+	return queryAll(ctx, db, fmt.Sprintf("repositories of blob id %d", blobID), q, args, func(rows *sql.Rows) (Repository, error) {
 		r, err := scanRepo(rows)
 		if err != nil {
-			return nil, err
+			return Repository{}, err
 		}
-		out = append(out, *r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("repositories of blob id %d: %w", blobID, err)
-	}
-	return out, nil
+		return *r, nil
+	})
 }
 
 // BlobLocations lists the names of the locations holding the blob.
 func (db *DB) BlobLocations(ctx context.Context, blobID int64) ([]string, error) {
-	rows, err := db.query(ctx, db.r, `SELECT l.name FROM imagestorageplacement p
+	return queryAll(ctx, db, fmt.Sprintf("locations of blob id %d", blobID), `SELECT l.name FROM imagestorageplacement p
 		JOIN imagestoragelocation l ON l.id = p.location_id
-		WHERE p.storage_id = ? ORDER BY l.name`, blobID)
-	if err != nil {
-		return nil, fmt.Errorf("locations of blob id %d: %w", blobID, err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			return nil, err
-		}
-		out = append(out, name)
-	}
-	return out, rows.Err()
+		WHERE p.storage_id = ? ORDER BY l.name`, []any{blobID}, scanString)
 }
 
 // Uploads -------------------------------------------------------------------

@@ -389,23 +389,13 @@ func (db *DB) Referrers(ctx context.Context, repositoryID int64, subjectDigest, 
 		q += ` AND m.artifact_type = ?`
 		args = append(args, artifactType)
 	}
-	rows, err := db.query(ctx, db.r, q+` ORDER BY m.id`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("referrers of %s: %w", subjectDigest, err)
-	}
-	defer rows.Close()
-	var out []Manifest
-	for rows.Next() {
+	return queryAll(ctx, db, "referrers of "+subjectDigest, q+` ORDER BY m.id`, args, func(rows *sql.Rows) (Manifest, error) {
 		m, err := scanManifest(rows)
 		if err != nil {
-			return nil, err
+			return Manifest{}, err
 		}
-		out = append(out, *m)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("referrers of %s: %w", subjectDigest, err)
-	}
-	return out, nil
+		return *m, nil
+	})
 }
 
 // ListTags lists alive, non-hidden tag names in byte order after last.
@@ -419,23 +409,7 @@ func (db *DB) ListTags(ctx context.Context, repositoryID int64, last string, n i
 		q += ` LIMIT ?`
 		args = append(args, n)
 	}
-	rows, err := db.query(ctx, db.r, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list tags of repository id %d: %w", repositoryID, err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			return nil, err
-		}
-		out = append(out, name)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list tags of repository id %d: %w", repositoryID, err)
-	}
-	return out, nil
+	return queryAll(ctx, db, fmt.Sprintf("list tags of repository id %d", repositoryID), q, args, scanString)
 }
 
 // DeleteTag ends the lifetime of an alive, non-hidden tag.

@@ -155,21 +155,9 @@ func (db *DB) ListVisibleRepositories(ctx context.Context, userID int64, superus
 		q += ` LIMIT ?`
 		args = append(args, n)
 	}
-	rows, err := db.query(ctx, db.r, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list repositories: %w", err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
+	return queryAll(ctx, db, "list repositories", q, args, func(rows *sql.Rows) (string, error) {
 		var ns, name string
-		if err := rows.Scan(&ns, &name); err != nil {
-			return nil, err
-		}
-		out = append(out, ns+"/"+name)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list repositories: %w", err)
-	}
-	return out, nil
+		err := rows.Scan(&ns, &name)
+		return ns + "/" + name, err
+	})
 }

@@ -138,24 +138,8 @@ func (db *DB) AddSuperuser(ctx context.Context, userID int64) error {
 
 // Superusers lists the usernames recorded as superusers, sorted.
 func (db *DB) Superusers(ctx context.Context) ([]string, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT u.username FROM quayctl_superuser s
-		JOIN "user" u ON u.id = s.user_id ORDER BY u.username`)
-	if err != nil {
-		return nil, fmt.Errorf("list superusers: %w", err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			return nil, err
-		}
-		out = append(out, name)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list superusers: %w", err)
-	}
-	return out, nil
+	return queryAll(ctx, db, "list superusers", `SELECT u.username FROM quayctl_superuser s
+		JOIN "user" u ON u.id = s.user_id ORDER BY u.username`, nil, scanString)
 }
 
 // randomString is n characters of [a-z0-9]; Quay fills an empty e-mail with

@@ -15,24 +15,11 @@ func blobPath(d digest.Digest) string { return storage.BlobPath(d.Algorithm().St
 
 // getBlob serves GET and HEAD of a blob, with ranges.
 func (h *Handler) getBlob(req *request) *Error {
-	d, e := parseDigest(req.route.ref)
-	if e != nil {
-		return e
-	}
-	if e := h.authorize(req, ActionPull); e != nil {
-		return e
-	}
-	repo, e := req.repository()
+	repo, blob, d, e := h.repositoryBlob(req, ActionPull)
 	if e != nil {
 		return e
 	}
 	ctx := req.r.Context()
-	blob, err := h.store.RepositoryBlob(ctx, repo.ID, d.String())
-	if errors.Is(err, store.ErrNotFound) {
-		return newErr(ErrBlobUnknown, map[string]string{"digest": d.String()})
-	} else if err != nil {
-		return internal(err)
-	}
 	w := req.w
 	w.Header().Set("Docker-Content-Digest", d.String())
 	w.Header().Set("ETag", `"`+d.String()+`"`)
@@ -140,29 +127,38 @@ func parseRange(h string, size int64) (start, end int64, partial, ok bool) {
 // deleteBlob unlinks a blob from the repository. Bytes are reclaimed by
 // garbage collection once nothing references the blob.
 func (h *Handler) deleteBlob(req *request) *Error {
-	d, e := parseDigest(req.route.ref)
+	repo, blob, d, e := h.repositoryBlob(req, ActionPush)
 	if e != nil {
 		return e
 	}
-	if e := h.authorize(req, ActionPush); e != nil {
-		return e
-	}
-	repo, e := req.repository()
-	if e != nil {
-		return e
-	}
-	ctx := req.r.Context()
-	blob, err := h.store.RepositoryBlob(ctx, repo.ID, d.String())
-	if errors.Is(err, store.ErrNotFound) {
-		return newErr(ErrBlobUnknown, map[string]string{"digest": d.String()})
-	} else if err != nil {
-		return internal(err)
-	}
-	if err := h.store.UnlinkBlob(ctx, repo.ID, blob.ID); err != nil {
+	if err := h.store.UnlinkBlob(req.r.Context(), repo.ID, blob.ID); err != nil {
 		return internal(err)
 	}
 	req.w.Header().Set("Docker-Content-Digest", d.String())
 	req.w.Header().Set("Content-Length", "0")
 	req.w.WriteHeader(http.StatusAccepted)
 	return nil
+}
+
+// repositoryBlob is the common start of blob requests: a valid digest, the
+// action allowed, the repository, and the blob linked to it.
+func (h *Handler) repositoryBlob(req *request, action string) (*store.Repository, *store.Blob, digest.Digest, *Error) {
+	d, e := parseDigest(req.route.ref)
+	if e != nil {
+		return nil, nil, "", e
+	}
+	if e := h.authorize(req, action); e != nil {
+		return nil, nil, "", e
+	}
+	repo, e := req.repository()
+	if e != nil {
+		return nil, nil, "", e
+	}
+	blob, err := h.store.RepositoryBlob(req.r.Context(), repo.ID, d.String())
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil, "", newErr(ErrBlobUnknown, map[string]string{"digest": d.String()})
+	} else if err != nil {
+		return nil, nil, "", internal(err)
+	}
+	return repo, blob, d, nil
 }
