@@ -99,6 +99,7 @@ func New(ctx context.Context, s Settings, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	st.SetLogger(log)
 	srv := &Server{Store: st, log: log, Storage: map[string]storage.Driver{}, settings: s}
 	ok := false
 	defer func() {
