@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 
@@ -82,4 +83,13 @@ func (h *Handler) discovery(w http.ResponseWriter, r *http.Request) {
 		"info":    map[string]string{"title": "Quay Frontend (quayctl)", "version": "v1"},
 		"paths":   map[string]any{"/api/v1/user/initialize": map[string]any{"post": map[string]string{"operationId": "createInitialUser"}}},
 	})
+}
+
+// clientIP is the request's peer address without its port, as audit rows
+// store it.
+func clientIP(r *http.Request) string {
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
+	}
+	return r.RemoteAddr
 }

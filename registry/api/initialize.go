@@ -80,7 +80,7 @@ func (h *Handler) initialize(w http.ResponseWriter, r *http.Request) {
 		fail("the user was created but could not be made superuser")
 		return
 	}
-	_ = h.store.Log(ctx, store.LogEntry{Kind: "user_create", AccountID: u.ID, PerformerID: &u.ID, IP: r.RemoteAddr, Metadata: map[string]any{"username": u.Username, "source": "user/initialize"}})
+	_ = h.store.Log(ctx, store.LogEntry{Kind: "user_create", AccountID: u.ID, PerformerID: &u.ID, IP: clientIP(r), Metadata: map[string]any{"username": u.Username, "source": "user/initialize"}})
 	resp := map[string]any{"username": u.Username, "email": u.Email}
 	if req.AccessToken {
 		// Quay: an "automation" application with a token holding every

@@ -43,6 +43,10 @@ type Options struct {
 	ServerHostname  string   // SERVER_HOSTNAME: JWT audience, scope prefix
 	SuperUsers      []string // SUPER_USERS
 	AnonymousAccess bool     // FEATURE_ANONYMOUS_ACCESS
+	// SuperusersFullAccess (FEATURE_SUPERUSERS_FULL_ACCESS): superusers
+	// read and write every repository; without it they have no implicit
+	// repository access, as in Quay.
+	SuperusersFullAccess bool
 	// CreatePrivateRepoOnPush (CREATE_PRIVATE_REPO_ON_PUSH): Quay's default is
 	// true; the zero value here means public, so callers set it from config.
 	CreatePrivateRepoOnPush bool

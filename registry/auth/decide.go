@@ -52,11 +52,13 @@ func (a *Authenticator) Decide(ctx context.Context, p *Principal, namespace, rep
 		}
 	}
 	normal := r.State == store.RepoStateNormal
+	// Superusers act on every repository only with
+	// FEATURE_SUPERUSERS_FULL_ACCESS, as in Quay.
+	full := p.IsUser() && p.Superuser && a.opts.SuperusersFullAccess
 	d.Pull = role.Rank() >= store.RoleRead.Rank() ||
-		(r.Public && (!p.IsAnonymous() || a.opts.AnonymousAccess)) ||
-		(p.IsUser() && p.Superuser)
-	d.Push = normal && role.Rank() >= store.RoleWrite.Rank()
-	d.Admin = normal && role == store.RoleAdmin
+		(r.Public && (!p.IsAnonymous() || a.opts.AnonymousAccess)) || full
+	d.Push = normal && (role.Rank() >= store.RoleWrite.Rank() || full)
+	d.Admin = normal && (role == store.RoleAdmin || full)
 	return d, nil
 }
 
@@ -128,5 +130,13 @@ func (a *Authenticator) EnsureRepository(ctx context.Context, p *Principal, name
 		return nil, fmt.Errorf("create repository %s/%s: %w", namespace, repo, err)
 	}
 	a.log.InfoContext(ctx, "repository created on push", "repository", r.FullName(), "by", p.String(), "public", r.Public)
+	e := store.LogEntry{Kind: "create_repo", AccountID: ns.ID, RepositoryID: &r.ID,
+		Metadata: map[string]any{"repo": r.Name, "namespace": r.Namespace, "username": p.Username()}}
+	if id := p.UserID(); id != 0 {
+		e.PerformerID = &id
+	}
+	if err := a.st.Log(ctx, e); err != nil {
+		a.log.WarnContext(ctx, "cannot write create_repo audit entry", "repository", r.FullName(), "err", err)
+	}
 	return r, nil
 }

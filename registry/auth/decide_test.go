@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -23,13 +24,15 @@ func TestDecide(t *testing.T) {
 		{"owner nested", "alice", "alice/nested/deep", true, want{true, true, true, false, true}},
 		{"reader", "bob", "alice/private", true, want{true, false, false, false, true}},
 		{"other user public", "bob", "alice/public", true, want{pull: true, exists: true}},
-		{"other user private", "root", "acme/shared", false, want{pull: true, exists: true}}, // superuser reads everything
+		{"superuser without full access", "root", "acme/shared", false, want{exists: true}}, // Quay: no implicit access
 		{"no permission", "carol", "alice/private", true, want{exists: true}},
 		{"org writer", "bob", "acme/shared", true, want{true, true, false, false, true}},
 		{"anonymous public", "", "alice/public", true, want{pull: true, exists: true}},
 		{"anonymous public, anonymous access off", "", "alice/public", false, want{exists: true}},
 		{"anonymous private", "", "alice/private", true, want{exists: true}},
-		{"superuser private", "root", "alice/private", true, want{pull: true, exists: true}},
+		{"superuser private, no full access", "root", "alice/private", true, want{exists: true}},
+		{"superuser private, full access", "root", "alice/private!full", true, want{true, true, true, false, true}},
+		{"superuser read-only repo, full access", "root", "alice/readonly!full", true, want{pull: true, exists: true}},
 		{"owner read-only", "alice", "alice/readonly", true, want{pull: true, exists: true}},
 		{"writer read-only", "bob", "alice/readonly", true, want{pull: true, exists: true}},
 		{"owner mirror", "alice", "alice/mirror", true, want{pull: true, exists: true}},
@@ -41,9 +44,10 @@ func TestDecide(t *testing.T) {
 		{"missing namespace", "alice", "nobody/x", true, want{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			a := f.auth(func(o *Options) { o.AnonymousAccess = tc.anonymous })
+			repo, full := strings.CutSuffix(tc.repo, "!full")
+			a := f.auth(func(o *Options) { o.AnonymousAccess, o.SuperusersFullAccess = tc.anonymous, full })
 			p := f.principal(a, tc.who)
-			sc, err := a.ParseScope("repository:" + tc.repo + ":pull")
+			sc, err := a.ParseScope("repository:" + repo + ":pull")
 			if err != nil {
 				t.Fatal(err)
 			}

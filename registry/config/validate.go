@@ -33,6 +33,7 @@ func (c *Config) Validate() []Problem {
 	c.validateStorage(&ps)
 	c.validateTags(&ps)
 	c.validateMisc(&ps)
+	c.validateNotYet(&ps)
 	// A key with the wrong type was already reported; its zero value would
 	// only add a second, misleading problem.
 	return slices.DeleteFunc(ps, func(p Problem) bool { return c.badType[p.Key] })
@@ -303,5 +304,30 @@ func (c *Config) validateMisc(ps *problems) {
 	}
 	if c.fromFile() && c.Testing {
 		ps.warnf("TESTING", "set TESTING: false", "is true (Quay's default when unset), which puts Quay in test mode")
+	}
+}
+
+// notYetImplemented are keys quayctl serve reads but does not act on yet:
+// turning them on must not pass silently. Each names the missing piece.
+var notYetImplemented = []struct {
+	key  string
+	on   func(*Config) bool
+	what string
+}{
+	{"FEATURE_REQUIRE_ENCRYPTED_BASIC_AUTH", func(c *Config) bool { return c.FeatureRequireEncryptedBasicAuth }, "encrypted CLI passwords are not implemented; plain passwords are still accepted"},
+	{"CREATE_NAMESPACE_ON_PUSH", func(c *Config) bool { return c.CreateNamespaceOnPush }, "pushes do not create organisations yet"},
+	{"PUBLIC_NAMESPACES", func(c *Config) bool { return len(c.PublicNamespaces) > 0 }, "public namespaces are not listed specially yet"},
+	{"FEATURE_PROXY_STORAGE", func(c *Config) bool { return c.ProxyStorage() }, "local storage is always served by the registry itself; object storage is not supported yet"},
+	{"FEATURE_STORAGE_REPLICATION", func(c *Config) bool { return c.FeatureStorageReplication }, "geo-replication is not implemented yet"},
+	{"FEATURE_QUOTA_MANAGEMENT", func(c *Config) bool { return c.FeatureQuotaManagement }, "quotas are not tracked or enforced yet"},
+	{"FEATURE_AUTO_PRUNE", func(c *Config) bool { return c.FeatureAutoPrune }, "auto-prune policies are not run yet"},
+	{"FEATURE_REPO_MIRROR", func(c *Config) bool { return c.FeatureRepoMirror }, "repository mirroring is not implemented yet"},
+}
+
+func (c *Config) validateNotYet(ps *problems) {
+	for _, n := range notYetImplemented {
+		if c.IsSet(n.key) && n.on(c) {
+			ps.warnf(n.key, "expect Quay's behaviour only from a later quayctl release", "is accepted but not acted on by quayctl serve: %s", n.what)
+		}
 	}
 }

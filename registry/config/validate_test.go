@@ -105,6 +105,7 @@ func TestValidationRules(t *testing.T) {
 		{
 			name:  "YAML 1.1 booleans read as Quay reads them",
 			extra: "FEATURE_QUOTA_MANAGEMENT: yes\nFEATURE_GARBAGE_COLLECTION: off\n",
+			want:  []string{`warning: FEATURE_QUOTA_MANAGEMENT: is accepted but not acted on by quayctl serve: quotas are not tracked or enforced yet — expect Quay's behaviour only from a later quayctl release`},
 			check: func(t *testing.T, cfg *Config) {
 				if !cfg.FeatureQuotaManagement || cfg.FeatureGarbageCollection {
 					t.Errorf("quota=%v gc=%v, want true false", cfg.FeatureQuotaManagement, cfg.FeatureGarbageCollection)
@@ -334,6 +335,7 @@ func TestValidationRules(t *testing.T) {
 			want: []string{
 				`error: FEATURE_STORAGE_REPLICATION: needs DISTRIBUTED_STORAGE_PREFERENCE, which is empty (Quay refuses to start too) — list the storage locations in DISTRIBUTED_STORAGE_PREFERENCE`,
 				`warning: FEATURE_STORAGE_REPLICATION: does nothing while a location uses LocalStorage (Quay's replication worker will not run) — use object storage in every location, or turn replication off`,
+				`warning: FEATURE_STORAGE_REPLICATION: is accepted but not acted on by quayctl serve: geo-replication is not implemented yet — expect Quay's behaviour only from a later quayctl release`,
 			},
 		},
 		{
@@ -426,7 +428,8 @@ func TestValidationRules(t *testing.T) {
 		{
 			name:  "FEATURE_STORAGE_PROXY agreeing with FEATURE_PROXY_STORAGE",
 			extra: "FEATURE_STORAGE_PROXY: true\nFEATURE_PROXY_STORAGE: true\n",
-			want:  []string{`warning: FEATURE_STORAGE_PROXY: is a misspelling of FEATURE_PROXY_STORAGE, which is also set — delete it`},
+			want: []string{`warning: FEATURE_STORAGE_PROXY: is a misspelling of FEATURE_PROXY_STORAGE, which is also set — delete it`,
+				`warning: FEATURE_PROXY_STORAGE: is accepted but not acted on by quayctl serve: local storage is always served by the registry itself; object storage is not supported yet — expect Quay's behaviour only from a later quayctl release`},
 			check: func(t *testing.T, cfg *Config) {
 				if !cfg.ProxyStorage() {
 					t.Error("ProxyStorage() = false")

@@ -29,7 +29,7 @@ func postJSON(t *testing.T, url string, body any) (*http.Response, map[string]an
 func TestUserInitialize(t *testing.T) {
 	for name, newDB := range dialects(t) {
 		t.Run(name, func(t *testing.T) {
-			reg := startRegistry(t, newDB(t), nil)
+			reg := startRegistry(t, newDB(t), func(s *server.Settings) { s.SuperusersFullAccess = true })
 			url := reg.URL + "/api/v1/user/initialize"
 			for _, bad := range []map[string]any{
 				{"username": "Bad Name", "password": "long-enough-1", "email": "a@example.com"},
@@ -56,7 +56,8 @@ func TestUserInitialize(t *testing.T) {
 			jwt := fetchToken(t, reg, "$oauthtoken", tok, "repository:quayadmin/app:pull,push")
 			c := &client{t: t, base: reg.URL, token: jwt}
 			c.pushBlob("quayadmin/app", []byte("pushed with the initialize token"))
-			// The first user is a superuser: it reads other users' private repositories.
+			// The first user is a superuser: with FEATURE_SUPERUSERS_FULL_ACCESS
+			// it reads other users' private repositories.
 			reg.createUser(t, "alice", "alice-password")
 			alice := &client{t: t, base: reg.URL, user: "alice", pass: "alice-password"}
 			d := alice.pushBlob("alice/private", []byte("alice's"))
@@ -66,6 +67,18 @@ func TestUserInitialize(t *testing.T) {
 			}
 		})
 	}
+	t.Run("superuser without full access", func(t *testing.T) {
+		reg := startRegistry(t, "sqlite:///"+filepath.Join(t.TempDir(), "q.db"), nil)
+		if resp, _ := postJSON(t, reg.URL+"/api/v1/user/initialize", map[string]any{"username": "quayadmin", "password": "quayadmin-pass", "email": "a@example.com"}); resp.StatusCode != 200 {
+			t.Fatalf("initialize: %d", resp.StatusCode)
+		}
+		reg.createUser(t, "alice", "alice-password")
+		d := (&client{t: t, base: reg.URL, user: "alice", pass: "alice-password"}).pushBlob("alice/private", []byte("alice's"))
+		admin := &client{t: t, base: reg.URL, user: "quayadmin", pass: "quayadmin-pass"}
+		if resp := admin.do("HEAD", "/v2/alice/private/blobs/"+d.String(), nil, nil); resp.StatusCode != 403 {
+			t.Fatalf("superuser without FEATURE_SUPERUSERS_FULL_ACCESS read a private repository: %d", resp.StatusCode)
+		}
+	})
 	t.Run("feature off", func(t *testing.T) {
 		reg := startRegistry(t, "sqlite:///"+filepath.Join(t.TempDir(), "q.db"), func(s *server.Settings) { s.UserInitialize = false })
 		if resp, _ := postJSON(t, reg.URL+"/api/v1/user/initialize", map[string]any{"username": "x1", "password": "xxxxxxxx1", "email": "x@example.com"}); resp.StatusCode != 404 {

@@ -162,6 +162,19 @@ func TestAuditLog(t *testing.T) {
 					t.Errorf("no %s audit row; rows: %+v", k, logs)
 				}
 			}
+			// A repository created by the token flow (podman, skopeo) is audited too.
+			fetchToken(t, reg, "alice", "alice-password", "repository:alice/viatoken:pull,push")
+			created, err := reg.Srv.Store.Logs(context.Background(), store.LogQuery{AccountID: alice.ID, Kind: "create_repo"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			viaToken := false
+			for _, l := range created {
+				viaToken = viaToken || l.Metadata["repo"] == "viatoken"
+			}
+			if !viaToken {
+				t.Errorf("no create_repo row for a repository created through /v2/auth: %+v", created)
+			}
 			for _, l := range logs {
 				if l.Kind == "push_repo" {
 					if l.Metadata["repo"] != "audited" || l.Metadata["namespace"] != "alice" || l.Metadata["tag"] != "v1" ||

@@ -7,6 +7,7 @@ package health
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"sort"
 	"sync"
@@ -23,6 +24,9 @@ type Checker struct {
 	EndToEnd map[string]Check // /health/endtoend, /status
 	Warning  map[string]Check // /health/warning
 	Timeout  time.Duration    // per check
+	// Logger receives the reason of every failed check: the JSON answer
+	// only says false, as Quay's does, so the log is where the why goes.
+	Logger *slog.Logger
 }
 
 // Result is what one endpoint reports.
@@ -91,6 +95,13 @@ func (c *Checker) Handler() http.Handler {
 			status := http.StatusOK
 			if !res.Healthy() {
 				status = http.StatusServiceUnavailable
+				if c.Logger != nil {
+					for _, name := range Names(checks) {
+						if msg, failed := res.Failures[name]; failed {
+							c.Logger.WarnContext(r.Context(), "health check failed", "endpoint", r.URL.Path, "service", name, "reason", msg)
+						}
+					}
+				}
 			}
 			body, _ := json.Marshal(map[string]any{
 				"data":        map[string]any{"services": res.Services},

@@ -9,12 +9,13 @@ import (
 // FromConfig maps Quay's config.yaml onto the server's settings.
 func FromConfig(c *config.Config) Settings {
 	s := Settings{
-		DBURI:                   c.DBURI,
+		DBURI:                   dbURI(c),
 		Locations:               map[string]Location{},
 		Preference:              c.StoragePreference(),
 		ServerHostname:          c.ServerHostname,
 		SuperUsers:              c.SuperUsers,
 		AnonymousAccess:         c.FeatureAnonymousAccess,
+		SuperusersFullAccess:    c.FeatureSuperusersFullAccess,
 		CreatePrivateRepoOnPush: c.CreatePrivateRepoOnPush,
 		UserInitialize:          c.FeatureUserInitialize,
 		AuthType:                c.AuthenticationType,
@@ -44,4 +45,13 @@ func FromConfig(c *config.Config) Settings {
 		s.Redis = &Redis{Host: c.BuildlogsRedis.Host, Port: port, Password: c.BuildlogsRedis.Password}
 	}
 	return s
+}
+
+// dbURI applies DB_CONNECTION_ARGS (sslmode, client certificates,
+// connect_timeout) to a PostgreSQL DB_URI, as Quay passes them to its driver.
+func dbURI(c *config.Config) string {
+	if db, err := c.Database(); err == nil && db.Driver == "postgres" {
+		return db.DSN
+	}
+	return c.DBURI
 }

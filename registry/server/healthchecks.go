@@ -82,6 +82,7 @@ func (s *Server) healthChecks() *health.Checker {
 		}
 	}
 	return &health.Checker{
+		Logger:   s.log,
 		Instance: instance,
 		EndToEnd: map[string]health.Check{"database": database, "redis": redis, "storage": storageCheck, "auth": authCheck},
 		Warning:  map[string]health.Check{"disk_space_warning": health.DiskSpace(warnT, paths...)},

@@ -135,7 +135,9 @@ func instrument(next http.Handler, log *slog.Logger, m *metrics) http.Handler {
 				}
 				log.ErrorContext(ctx, "panic while serving request", "panic", rec, "method", r.Method, "path", r.URL.Path)
 				if sw.status == 0 {
-					http.Error(sw, `{"errors":[{"code":"UNKNOWN","message":"internal server error"}]}`, http.StatusInternalServerError)
+					sw.Header().Set("Content-Type", "application/json")
+					sw.WriteHeader(http.StatusInternalServerError)
+					_, _ = sw.Write([]byte(`{"errors":[{"code":"UNKNOWN","message":"internal server error"}]}`))
 				}
 			}
 			if sw.status == 0 {

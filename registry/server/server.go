@@ -45,6 +45,7 @@ type Settings struct {
 	ServerHostname          string
 	SuperUsers              []string
 	AnonymousAccess         bool
+	SuperusersFullAccess    bool
 	CreatePrivateRepoOnPush bool
 	UserInitialize          bool
 	AuthType                string
@@ -130,6 +131,7 @@ func New(ctx context.Context, s Settings, opts Options) (*Server, error) {
 	}
 	srv.Auth = auth.New(st, auth.Options{
 		ServerHostname: s.ServerHostname, SuperUsers: s.SuperUsers, AnonymousAccess: s.AnonymousAccess,
+		SuperusersFullAccess:    s.SuperusersFullAccess,
 		CreatePrivateRepoOnPush: s.CreatePrivateRepoOnPush, Logger: log,
 		KeyExpiration: s.ServiceKeyExpiration, KeyRefresh: s.ServiceKeyRefresh,
 	})
@@ -143,7 +145,7 @@ func New(ctx context.Context, s Settings, opts Options) (*Server, error) {
 	v2h := v2.New(st, preferred, access{srv.Auth}, srv.audit, v2.Options{
 		Location: s.Preference[0], MaxManifestBytes: s.MaxManifestBytes, UploadedBlobTTL: s.UploadedBlobTTL,
 		TempTagTTL: s.TempTagTTL, PublicOnPush: !s.CreatePrivateRepoOnPush, SparseIndex: s.SparseIndex,
-		SparseManifests: s.SparseManifests, Logger: log,
+		SparseManifests: s.SparseManifests, SuperusersFullAccess: s.SuperusersFullAccess, Logger: log,
 	})
 	apih := api.New(st, users{srv.Auth, st}, api.Options{UserInitialize: s.UserInitialize, AuthType: s.AuthType, Mailing: s.Mailing, Logger: log})
 	srv.Health = srv.healthChecks()

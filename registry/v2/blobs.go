@@ -15,7 +15,7 @@ func blobPath(d digest.Digest) string { return storage.BlobPath(d.Algorithm().St
 
 // getBlob serves GET and HEAD of a blob, with ranges.
 func (h *Handler) getBlob(req *request) *Error {
-	repo, blob, d, e := h.repositoryBlob(req, ActionPull)
+	_, blob, d, e := h.repositoryBlob(req, ActionPull)
 	if e != nil {
 		return e
 	}
@@ -25,9 +25,6 @@ func (h *Handler) getBlob(req *request) *Error {
 	w.Header().Set("ETag", `"`+d.String()+`"`)
 	w.Header().Set("Cache-Control", "max-age=31536000")
 	w.Header().Set("Content-Type", "application/octet-stream")
-	if req.r.Method == http.MethodGet {
-		h.auditRepo(req, "pull_repo", repo, map[string]any{"digest": d.String()})
-	}
 	if so, ok := h.blobs.(storage.SeekOpener); ok {
 		f, _, err := so.Open(ctx, blobPath(d))
 		if err != nil {

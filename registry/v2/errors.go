@@ -40,6 +40,7 @@ var (
 	ErrManifestInvalid     = register("MANIFEST_INVALID", "MANIFEST_INVALID", "manifest invalid", http.StatusBadRequest, "The manifest is not valid JSON of a supported type, or its media type disagrees with Content-Type.")
 	ErrManifestTooLarge    = register("MANIFEST_TOO_LARGE", "MANIFEST_INVALID", "manifest too large", http.StatusRequestEntityTooLarge, "The manifest exceeds QUAYCTL_MAX_MANIFEST_BYTES.")
 	ErrManifestUnknown     = register("MANIFEST_UNKNOWN", "MANIFEST_UNKNOWN", "manifest unknown to registry", http.StatusNotFound, "No manifest with this tag or digest in this repository.")
+	ErrPaginationInvalid   = register("PAGINATION_NUMBER_INVALID", "PAGINATION_NUMBER_INVALID", "invalid number of results requested", http.StatusBadRequest, "The n parameter of a list must be a non-negative integer.")
 	ErrNameInvalid         = register("NAME_INVALID", "NAME_INVALID", "invalid repository name", http.StatusBadRequest, "Repository names are lowercase letters, digits and separators (. _ -), with a namespace: NAMESPACE/REPO.")
 	ErrNameUnknown         = register("NAME_UNKNOWN", "NAME_UNKNOWN", "repository name not known to registry", http.StatusNotFound, "The repository does not exist (a push creates it).")
 	ErrSizeInvalid         = register("SIZE_INVALID", "SIZE_INVALID", "provided length did not match content length", http.StatusBadRequest, "The body was shorter or longer than Content-Length.")

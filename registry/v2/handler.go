@@ -69,7 +69,10 @@ type Options struct {
 	PublicOnPush     bool          // !CREATE_PRIVATE_REPO_ON_PUSH
 	SparseIndex      bool          // FEATURE_SPARSE_INDEX: index children may be missing
 	SparseManifests  bool          // QUAYCTL_SPARSE_MANIFESTS: image layers may be missing
-	Logger           *slog.Logger
+	// SuperusersFullAccess (FEATURE_SUPERUSERS_FULL_ACCESS) lets superusers
+	// see every repository in the catalog.
+	SuperusersFullAccess bool
+	Logger               *slog.Logger
 }
 
 // Auditor records audit log entries; the server makes it asynchronous so

@@ -21,7 +21,7 @@ func pageParams(r *http.Request) (n int, last string, e *Error) {
 	if s := q.Get("n"); s != "" {
 		v, err := strconv.Atoi(s)
 		if err != nil || v < 0 {
-			return 0, "", newErr(ErrBlobUploadInvalid, map[string]string{"n": s, "reason": "n must be a non-negative integer"})
+			return 0, "", newErr(ErrPaginationInvalid, map[string]string{"n": s})
 		}
 		n = min(v, maxPage)
 	}
@@ -90,7 +90,7 @@ func (h *Handler) catalog(req *request) {
 	var repos []string
 	if n > 0 {
 		var err error
-		repos, err = h.store.ListVisibleRepositories(req.r.Context(), req.caller.UserID, req.caller.Superuser, last, n+1)
+		repos, err = h.store.ListVisibleRepositories(req.r.Context(), req.caller.UserID, req.caller.Superuser && h.opts.SuperusersFullAccess, last, n+1)
 		if err != nil {
 			writeError(req.w, internal(err))
 			return
