@@ -26,8 +26,9 @@ type Users interface {
 	HashPassword(pw string) (string, error)
 	ValidateUsername(name string) error
 	ValidatePassword(username, pw string) error
-	// MakeSuperuser records that a user created by initialize is a superuser.
-	MakeSuperuser(ctx context.Context, u *store.User) error
+	// MakeSuperuser tells this process that a user (already recorded as a
+	// superuser in the database) is one, without waiting for the reload.
+	MakeSuperuser(username string)
 	// CreateAccessToken issues the OAuth token user/initialize returns.
 	CreateAccessToken(ctx context.Context, u *store.User) (string, error)
 }

@@ -66,8 +66,8 @@ func (h *Handler) initialize(w http.ResponseWriter, r *http.Request) {
 		fail(err.Error())
 		return
 	}
-	u, err := h.store.CreateUser(ctx, store.NewUser{Username: req.Username, Email: req.Email, PasswordHash: hash, Verified: true})
-	if errors.Is(err, store.ErrExists) {
+	u, err := h.store.CreateInitialUser(ctx, store.NewUser{Username: req.Username, Email: req.Email, PasswordHash: hash, Verified: true})
+	if errors.Is(err, store.ErrNotEmpty) || errors.Is(err, store.ErrExists) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"message": "Cannot initialize user in a non-empty database"})
 		return
 	} else if err != nil {
@@ -75,11 +75,7 @@ func (h *Handler) initialize(w http.ResponseWriter, r *http.Request) {
 		fail("could not create the user")
 		return
 	}
-	if err := h.users.MakeSuperuser(ctx, u); err != nil {
-		h.log.ErrorContext(ctx, "record initial superuser", "error", err)
-		fail("the user was created but could not be made superuser")
-		return
-	}
+	h.users.MakeSuperuser(u.Username)
 	_ = h.store.Log(ctx, store.LogEntry{Kind: "user_create", AccountID: u.ID, PerformerID: &u.ID, IP: clientIP(r), Metadata: map[string]any{"username": u.Username, "source": "user/initialize"}})
 	resp := map[string]any{"username": u.Username, "email": u.Email}
 	if req.AccessToken {

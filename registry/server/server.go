@@ -226,10 +226,4 @@ func (u users) CreateAccessToken(ctx context.Context, usr *store.User) (string, 
 	return u.a.CreateOAuthToken(ctx, usr, "automation", auth.AllScopes, auth.InitializeTokenLifetime)
 }
 
-func (u users) MakeSuperuser(ctx context.Context, usr *store.User) error {
-	if err := u.st.AddSuperuser(ctx, usr.ID); err != nil {
-		return err
-	}
-	u.a.AddSuperuser(usr.Username)
-	return nil
-}
+func (u users) MakeSuperuser(username string) { u.a.AddSuperuser(username) }

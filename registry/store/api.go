@@ -15,6 +15,8 @@ import (
 var (
 	ErrNotFound = errors.New("not found")
 	ErrExists   = errors.New("already exists")
+	// ErrNotEmpty: the registry already has users (user/initialize).
+	ErrNotEmpty = errors.New("the registry already has users")
 )
 
 // BlobUnknownError is returned by PutManifest when a referenced blob is not
@@ -88,6 +90,8 @@ type NewUser struct {
 	Verified     bool
 	Organization bool
 	Robot        bool
+	// Superuser records the user in quayctl_superuser in the same transaction.
+	Superuser bool
 	// RemovedTagExpirationS is the namespace's time-machine window; 0 means
 	// the default of 1209600 (two weeks).
 	RemovedTagExpirationS int64
@@ -243,6 +247,9 @@ type Store interface {
 	// Users.
 	CountUsers(ctx context.Context) (int64, error)
 	CreateUser(ctx context.Context, u NewUser) (*User, error) // ErrExists on duplicate username
+	// CreateInitialUser creates the first user as a superuser, only when
+	// there are no users at all (ErrNotEmpty otherwise), in one transaction.
+	CreateInitialUser(ctx context.Context, u NewUser) (*User, error)
 	UserByName(ctx context.Context, username string) (*User, error)
 	UserByEmail(ctx context.Context, email string) (*User, error) // non-organisation users only
 	UserByID(ctx context.Context, id int64) (*User, error)

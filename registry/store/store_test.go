@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -1144,4 +1145,41 @@ func testOAuthTokens(t *testing.T, db *DB) {
 	if _, err := db.OAuthToken(ctx, tok.TokenName); !errors.Is(err, ErrNotFound) {
 		t.Errorf("expired token: %v", err)
 	}
+}
+
+// TestCreateInitialUser: only the first user, atomically, as a superuser;
+// concurrent attempts leave exactly one user.
+func TestCreateInitialUser(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		{
+			st := openMigrated(t, b)
+			ctx := context.Background()
+			var wg sync.WaitGroup
+			var created atomic.Int32
+			for i := 0; i < 6; i++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					_, err := st.CreateInitialUser(ctx, NewUser{Username: fmt.Sprintf("admin%d", i), Email: fmt.Sprintf("a%d@example.com", i)})
+					if err == nil {
+						created.Add(1)
+					} else if !errors.Is(err, ErrNotEmpty) {
+						t.Errorf("CreateInitialUser: %v", err)
+					}
+				}()
+			}
+			wg.Wait()
+			n, _ := st.CountUsers(ctx)
+			su, _ := st.Superusers(ctx)
+			if created.Load() != 1 || n != 1 || len(su) != 1 {
+				t.Fatalf("created %d, users %d, superusers %v; want exactly one", created.Load(), n, su)
+			}
+			if _, err := st.CreateUser(ctx, NewUser{Username: "second", Email: "s@example.com", Superuser: true}); err != nil {
+				t.Fatal(err)
+			}
+			if su, _ := st.Superusers(ctx); len(su) != 2 {
+				t.Fatalf("CreateUser with Superuser: superusers = %v", su)
+			}
+		}
+	})
 }

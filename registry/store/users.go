@@ -40,6 +40,55 @@ func (db *DB) CountUsers(ctx context.Context) (int64, error) {
 
 // CreateUser inserts a user row with Quay's defaults.
 func (db *DB) CreateUser(ctx context.Context, nu NewUser) (*User, error) {
+	if !nu.Superuser {
+		return db.createUser(ctx, db.w, nu)
+	}
+	var u *User
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		if u, err = db.createUser(ctx, tx, nu); err != nil {
+			return err
+		}
+		_, err = db.exec(ctx, tx, `INSERT INTO quayctl_superuser (user_id, created) VALUES (?, ?)`, u.ID, db.d.ts(db.now()))
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// CreateInitialUser creates the first user of an empty registry as a
+// superuser, atomically: the emptiness check, the user row and the
+// superuser row commit together, so two concurrent initialize calls cannot
+// both succeed and a failure leaves nothing behind.
+func (db *DB) CreateInitialUser(ctx context.Context, nu NewUser) (*User, error) {
+	var u *User
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		if err := db.advisoryLock(ctx, tx, "user_initialize"); err != nil {
+			return err
+		}
+		var n int64
+		if err := db.queryRow(ctx, tx, `SELECT COUNT(*) FROM "user"`).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return ErrNotEmpty
+		}
+		var err error
+		if u, err = db.createUser(ctx, tx, nu); err != nil {
+			return err
+		}
+		_, err = db.exec(ctx, tx, `INSERT INTO quayctl_superuser (user_id, created) VALUES (?, ?)`, u.ID, db.d.ts(db.now()))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create initial user %q: %w", nu.Username, err)
+	}
+	return u, nil
+}
+
+func (db *DB) createUser(ctx context.Context, q queryer, nu NewUser) (*User, error) {
 	now := db.now()
 	email := nu.Email
 	if email == "" {
@@ -49,7 +98,7 @@ func (db *DB) CreateUser(ctx context.Context, nu NewUser) (*User, error) {
 	if exp == 0 {
 		exp = defaultRemovedTagExpirationS
 	}
-	row := db.queryRow(ctx, db.w, `INSERT INTO "user" (uuid, username, password_hash, email, verified,
+	row := db.queryRow(ctx, q, `INSERT INTO "user" (uuid, username, password_hash, email, verified,
 		organization, robot, invoice_email, invalid_login_attempts, last_invalid_login,
 		removed_tag_expiration_s, enabled, creation_date)
 		VALUES (?, ?, ?, ?, ?, ?, ?, false, 0, ?, ?, true, ?)

@@ -16,7 +16,7 @@ import (
 
 // NewCmdUser builds `quayctl user`.
 func NewCmdUser(f *Factory) *cobra.Command {
-	cmd := &cobra.Command{Use: "user", Short: "Manage registry users in the database"}
+	cmd := groupCmd(&cobra.Command{Use: "user", Short: "Manage registry users in the database"})
 	cmd.AddCommand(NewCmdUserCreate(f, nil))
 	return cmd
 }
@@ -109,16 +109,11 @@ func userCreateRun(ctx context.Context, opts *UserCreateOptions) error {
 	if err != nil {
 		return err
 	}
-	u, err := st.CreateUser(ctx, store.NewUser{Username: opts.Username, Email: opts.Email, PasswordHash: hash, Verified: true})
+	u, err := st.CreateUser(ctx, store.NewUser{Username: opts.Username, Email: opts.Email, PasswordHash: hash, Verified: true, Superuser: opts.Superuser})
 	if errors.Is(err, store.ErrExists) {
 		return &UserError{Msg: "user " + opts.Username + " already exists", Remedy: "choose another name, or reset the password with quayctl reset-password"}
 	} else if err != nil {
 		return &UserError{Msg: "cannot create the user", Err: err}
-	}
-	if opts.Superuser {
-		if err := st.AddSuperuser(ctx, u.ID); err != nil {
-			return &UserError{Msg: "user created, but marking it superuser failed", Err: err}
-		}
 	}
 	_ = st.Log(ctx, store.LogEntry{Kind: "user_create", AccountID: u.ID, Metadata: map[string]any{"username": u.Username, "source": "quayctl user create"}})
 	res := userResult{Username: u.Username, Email: opts.Email, Superuser: opts.Superuser, Database: dbKind}
