@@ -107,7 +107,15 @@ type writer struct {
 	tmp  string
 	f    *os.File // nil once the writer has ended
 	size int64
+	// flushed is how far writeback has been started (see startWriteback).
+	flushed int64
 }
+
+// writebackChunk is how much unflushed data a writer lets pile up before it
+// asks the kernel to start writing it out. Without this, a large blob sits
+// in the page cache until Commit's fsync, which then stalls for the whole
+// object; with it, Commit only waits for the last chunk.
+const writebackChunk = 32 << 20
 
 func (w *writer) Write(b []byte) (int, error) {
 	if w.f == nil {
@@ -117,6 +125,10 @@ func (w *writer) Write(b []byte) (int, error) {
 	w.size += int64(n)
 	if err != nil {
 		return n, w.d.fail("write", w.path, err)
+	}
+	if w.size-w.flushed >= writebackChunk {
+		startWriteback(w.f, w.flushed, w.size-w.flushed)
+		w.flushed = w.size
 	}
 	return n, nil
 }
