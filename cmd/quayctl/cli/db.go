@@ -10,7 +10,7 @@ import (
 
 // NewCmdDB builds `quayctl db`.
 func NewCmdDB(f *Factory) *cobra.Command {
-	cmd := &cobra.Command{Use: "db", Short: "Database tools"}
+	cmd := groupCmd(&cobra.Command{Use: "db", Short: "Database tools"})
 	cmd.AddCommand(NewCmdDBMigrate(f, nil))
 	return cmd
 }
@@ -53,7 +53,7 @@ Exit codes: 0 applied (or nothing to do), 1 failed.`,
 }
 
 func dbMigrateRun(ctx context.Context, opts *DBMigrateOptions) error {
-	st, kind, err := openStore(ctx, opts.ConfigPath, opts.DataDir, opts.Getenv)
+	st, kind, err := openStore(ctx, opts.IO.ErrOut, opts.ConfigPath, opts.DataDir, opts.Getenv)
 	if err != nil {
 		return err
 	}

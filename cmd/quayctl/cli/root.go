@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/mattn/go-isatty"
 	"github.com/spf13/cobra"
@@ -60,7 +61,13 @@ func (e *UserError) Error() string {
 		s += ": " + e.Err.Error()
 	}
 	if e.Remedy != "" {
-		s += " — " + e.Remedy
+		if strings.Contains(s, "\n") {
+			// A multi-line cause (a list of config problems): the remedy
+			// gets its own line instead of trailing the last item.
+			s += "\n" + e.Remedy
+		} else {
+			s += " — " + e.Remedy
+		}
 	}
 	return s
 }
@@ -82,14 +89,42 @@ func NewRootCmd(f *Factory) *cobra.Command {
 	root.SetOut(f.IO.Out)
 	root.SetErr(f.IO.ErrOut)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return flagError{err} })
+	groupCmd(root)
 	root.AddCommand(NewCmdServe(f, nil), NewCmdUser(f), NewCmdDB(f), NewCmdVersion(f, nil))
 	return root
+}
+
+// groupCmd makes a command that only holds subcommands print its help when
+// called alone, and turns an unknown subcommand into a usage error (exit 2).
+// Without it cobra returns a plain error for `quayctl foo` (exit 3) and
+// prints help with exit 0 for `quayctl user foo`.
+func groupCmd(cmd *cobra.Command) *cobra.Command {
+	cmd.Args = func(c *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return nil
+		}
+		msg := fmt.Sprintf("unknown command %q for %q", args[0], c.CommandPath())
+		if c.SuggestionsMinimumDistance <= 0 {
+			c.SuggestionsMinimumDistance = 2 // cobra's default, set lazily elsewhere
+		}
+		if s := c.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += fmt.Sprintf(" (did you mean %q?)", s[0])
+		}
+		return argsError{errors.New(msg)}
+	}
+	cmd.RunE = func(c *cobra.Command, args []string) error { return c.Help() }
+	return cmd
 }
 
 // Main runs quayctl and maps errors to exit codes in one place.
 func Main(ctx context.Context, args []string, io *IOStreams) int {
 	f := &Factory{IO: io, Getenv: os.Getenv}
-	root := NewRootCmd(f)
+	return execute(ctx, NewRootCmd(f), args, io.ErrOut)
+}
+
+// execute runs root with args and maps its error to an exit code, printing
+// the error to errOut.
+func execute(ctx context.Context, root *cobra.Command, args []string, errOut io.Writer) int {
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
@@ -102,16 +137,16 @@ func Main(ctx context.Context, args []string, io *IOStreams) int {
 	case errors.As(err, &ce):
 		return ce.code
 	case errors.As(err, &fe) || isArgsError(err):
-		fmt.Fprintf(io.ErrOut, "Error: %v\nRun 'quayctl --help' for usage.\n", err)
+		fmt.Fprintf(errOut, "Error: %v\nRun 'quayctl --help' for usage.\n", err)
 		return ExitUsage
 	case errors.As(err, &ue):
-		fmt.Fprintf(io.ErrOut, "Error: %v\n", err)
+		fmt.Fprintf(errOut, "Error: %v\n", err)
 		return ExitError
 	case errors.Is(err, context.Canceled):
-		fmt.Fprintln(io.ErrOut, "Interrupted.")
+		fmt.Fprintln(errOut, "Interrupted.")
 		return ExitError
 	default:
-		fmt.Fprintf(io.ErrOut, "Error: %v\n", err)
+		fmt.Fprintf(errOut, "Error: %v\n", err)
 		return ExitUnhandled
 	}
 }

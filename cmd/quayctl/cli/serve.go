@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -58,14 +60,16 @@ invalid or a dependency (database, storage) cannot be reached.`,
 	return cmd
 }
 
-func newLogger(opts *ServeOptions) *slog.Logger {
+// newLogger writes to errOut (never the process's stderr directly): text,
+// or JSON with JSONLOG=true; debug level with DEBUGLOG=true.
+func newLogger(errOut io.Writer, getenv func(string) string) *slog.Logger {
 	level := slog.LevelInfo
-	if strings.EqualFold(opts.Getenv("DEBUGLOG"), "true") {
+	if strings.EqualFold(getenv("DEBUGLOG"), "true") {
 		level = slog.LevelDebug
 	}
-	var h slog.Handler = slog.NewTextHandler(opts.IO.ErrOut, &slog.HandlerOptions{Level: level})
-	if strings.EqualFold(opts.Getenv("JSONLOG"), "true") {
-		h = slog.NewJSONHandler(opts.IO.ErrOut, &slog.HandlerOptions{Level: level})
+	var h slog.Handler = slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: level})
+	if strings.EqualFold(getenv("JSONLOG"), "true") {
+		h = slog.NewJSONHandler(errOut, &slog.HandlerOptions{Level: level})
 	}
 	return slog.New(server.WithRequestID(h))
 }
@@ -84,9 +88,16 @@ func loadConfig(path, dataDir, listen string, getenv func(string) string) (*conf
 }
 
 func serveRun(ctx context.Context, opts *ServeOptions) error {
-	log := newLogger(opts)
+	log := newLogger(opts.IO.ErrOut, opts.Getenv)
 	start := time.Now()
-	cfg, err := loadConfig(opts.ConfigPath, opts.DataDir, opts.Listen, opts.Getenv)
+	// Listen first: with port 0 the embedded default's SERVER_HOSTNAME (and
+	// so token realms and health self-checks) needs the port actually bound.
+	ln, err := net.Listen("tcp", opts.Listen)
+	if err != nil {
+		return &UserError{Msg: "cannot listen on " + opts.Listen, Err: err, Remedy: "choose another --listen address or stop what uses it"}
+	}
+	defer ln.Close() // on early returns; harmless after Shutdown
+	cfg, err := loadConfig(opts.ConfigPath, opts.DataDir, boundListen(opts.Listen, ln.Addr()), opts.Getenv)
 	if err != nil {
 		return err
 	}
@@ -103,10 +114,6 @@ func serveRun(ctx context.Context, opts *ServeOptions) error {
 		return &UserError{Msg: "the registry cannot start", Err: err}
 	}
 	defer srv.Close()
-	ln, err := net.Listen("tcp", opts.Listen)
-	if err != nil {
-		return &UserError{Msg: "cannot listen on " + opts.Listen, Err: err, Remedy: "choose another --listen address or stop what uses it"}
-	}
 	addr := ln.Addr().String()
 	srv.SetSelfURL("http://" + loopback(addr))
 	srv.Start(ctx)
@@ -133,6 +140,17 @@ func serveRun(ctx context.Context, opts *ServeOptions) error {
 	defer cancel()
 	_ = hs.Shutdown(sctx)
 	return nil
+}
+
+// boundListen is the --listen address with port 0 replaced by the port the
+// listener got; other addresses are returned unchanged.
+func boundListen(listen string, bound net.Addr) string {
+	host, port, err := net.SplitHostPort(listen)
+	tcp, ok := bound.(*net.TCPAddr)
+	if err != nil || port != "0" || !ok {
+		return listen
+	}
+	return net.JoinHostPort(host, strconv.Itoa(tcp.Port))
 }
 
 // loopback turns ":8080" or "[::]:8080" into a dialable "localhost:8080".

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/mail"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -100,18 +102,30 @@ func userCreateRun(ctx context.Context, opts *UserCreateOptions) error {
 	if err := auth.ValidatePassword(opts.Username, pw); err != nil {
 		return &UserError{Msg: "the password is not acceptable", Err: err}
 	}
-	st, dbKind, err := openStore(ctx, opts.ConfigPath, opts.DataDir, opts.Getenv)
+	if opts.Email != "" {
+		if a, err := mail.ParseAddress(opts.Email); err != nil || a.Address != opts.Email {
+			return &UserError{Msg: fmt.Sprintf("invalid e-mail address %q", opts.Email), Remedy: "pass --email name@example.com, or omit it"}
+		}
+	}
+	// Hash before touching the database: every check on the input happens
+	// before anything is opened or written.
+	hash, err := auth.HashPassword(pw)
+	if err != nil {
+		// bcrypt refuses passwords over 72 bytes.
+		return &UserError{Msg: "the password is not acceptable", Err: err, Remedy: "use a password of at most 72 bytes"}
+	}
+	st, dbKind, err := openStore(ctx, opts.IO.ErrOut, opts.ConfigPath, opts.DataDir, opts.Getenv)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	hash, err := auth.HashPassword(pw)
-	if err != nil {
-		return err
-	}
 	u, err := st.CreateUser(ctx, store.NewUser{Username: opts.Username, Email: opts.Email, PasswordHash: hash, Verified: true, Superuser: opts.Superuser})
 	if errors.Is(err, store.ErrExists) {
-		return &UserError{Msg: "user " + opts.Username + " already exists", Remedy: "choose another name, or reset the password with quayctl reset-password"}
+		// CreateUser says ErrExists for a taken username and a taken e-mail.
+		if _, e := st.UserByName(ctx, opts.Username); e == nil {
+			return &UserError{Msg: "user " + opts.Username + " already exists", Remedy: "choose another name, or reset the password with quayctl reset-password"}
+		}
+		return &UserError{Msg: fmt.Sprintf("the e-mail address %s is already used by another user", opts.Email), Remedy: "pass another --email, or omit it"}
 	} else if err != nil {
 		return &UserError{Msg: "cannot create the user", Err: err}
 	}
@@ -127,16 +141,24 @@ func userCreateRun(ctx context.Context, opts *UserCreateOptions) error {
 	})
 }
 
-// openStore opens (and migrates) the database the configuration names.
-func openStore(ctx context.Context, configPath, dataDir string, getenv func(string) string) (store.Store, string, error) {
+// openStore opens (and migrates) the database the configuration names; the
+// store logs (migrations applied) to errOut.
+func openStore(ctx context.Context, errOut io.Writer, configPath, dataDir string, getenv func(string) string) (store.Store, string, error) {
 	cfg, err := loadConfig(configPath, dataDir, ":8080", getenv)
 	if err != nil {
 		return nil, "", err
+	}
+	if cfg.Source().Embedded {
+		// As serve does: the first command run on a machine may be this one.
+		if err := os.MkdirAll(dataDir, 0o750); err != nil {
+			return nil, "", &UserError{Msg: "cannot create the data directory " + dataDir, Err: err, Remedy: "choose a writable --data-dir"}
+		}
 	}
 	st, err := store.Open(ctx, cfg.DBURI)
 	if err != nil {
 		return nil, "", &UserError{Msg: "cannot open the database", Err: err}
 	}
+	st.SetLogger(newLogger(errOut, getenv))
 	if err := st.Migrate(ctx); err != nil {
 		st.Close()
 		return nil, "", &UserError{Msg: "cannot apply database migrations", Err: err}
