@@ -116,6 +116,10 @@ fmt:
 # runc + cgroupfs + ulimits the sandbox accepts, unless CONTAINERS_CONF is set.
 image: build
 	@test -f Containerfile || { echo "make image: no Containerfile in $(CURDIR) yet"; exit 1; }
+	@# A scratch image has no shell to mkdir/chown: ship the directory skeleton.
+	@rm -rf $(BIN_DIR)/image-root
+	@install -d -m 0775 $(BIN_DIR)/image-root/conf/stack $(BIN_DIR)/image-root/datastorage
+	@install -d -m 1777 $(BIN_DIR)/image-root/tmp
 	CONTAINERS_CONF=$${CONTAINERS_CONF:-$(CURDIR)/scripts/containers.conf} podman build -t $(IMAGE) -f Containerfile .
 
 clean:

@@ -224,6 +224,9 @@ default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
 [engine]
 runtime = "runc"
 cgroup_manager = "cgroupfs"
+# API exec sessions keep a conmon alive for this long (default 300 s);
+# short, so test trees can be removed promptly.
+exit_command_delay = 5
 events_logger = "file"
 events_logfile_path = %q
 tmp_dir = %q
