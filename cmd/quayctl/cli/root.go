@@ -90,7 +90,8 @@ func NewRootCmd(f *Factory) *cobra.Command {
 	root.SetErr(f.IO.ErrOut)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return flagError{err} })
 	groupCmd(root)
-	root.AddCommand(NewCmdServe(f, nil), NewCmdUser(f), NewCmdDB(f), NewCmdVersion(f, nil))
+	root.AddCommand(NewCmdServe(f, nil), NewCmdUser(f), NewCmdDB(f), NewCmdVersion(f, nil), NewCmdResetPassword(f, nil))
+	addToolkitCommands(root, f)
 	return root
 }
 
@@ -196,6 +197,7 @@ func render(w io.Writer, format string, v any, human func(io.Writer) error) erro
 	switch format {
 	case OutputJSON:
 		enc := json.NewEncoder(w)
+		enc.SetEscapeHTML(false) // keep <redacted> readable
 		enc.SetIndent("", "  ")
 		return enc.Encode(v)
 	case OutputYAML:
