@@ -2,61 +2,24 @@ package password_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
-	"net"
-	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/quayctl/quayctl/dbtools/password"
 	"github.com/quayctl/quayctl/internal/testpg"
+	"github.com/quayctl/quayctl/internal/testregistry"
 	"github.com/quayctl/quayctl/registry/auth"
 	"github.com/quayctl/quayctl/registry/server"
 	"github.com/quayctl/quayctl/registry/store"
 )
 
-// startServe runs quayctl serve's core in-process on 127.0.0.1 (as
-// registry/e2e's harness does) and returns its address.
+// startServe runs quayctl serve's core in-process (internal/testregistry)
+// with quayadmin in SUPER_USERS, and returns its address.
 func startServe(t *testing.T, dbURI string) (string, *server.Server) {
 	t.Helper()
-	dir := t.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	s := server.Settings{
-		DBURI: dbURI,
-		Locations: map[string]server.Location{
-			"default": {Driver: "LocalStorage", Params: map[string]any{"storage_path": filepath.Join(dir, "storage")}},
-		},
-		Preference:     []string{"default"},
-		ServerHostname: addr,
-		SuperUsers:     []string{"quayadmin"},
-		AuthType:       "Database",
-		DiskPaths:      []string{dir},
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.New(ctx, s, server.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		cancel()
-		t.Fatalf("server.New: %v", err)
-	}
-	srv.SetSelfURL("http://" + addr)
-	srv.Start(ctx)
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 30 * time.Second}
-	go func() { _ = hs.Serve(ln) }()
-	t.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer scancel()
-		_ = hs.Shutdown(sctx)
-		cancel()
-		_ = srv.Close()
-	})
-	return addr, srv
+	r := testregistry.Start(t, dbURI, func(s *server.Settings) { s.SuperUsers = []string{"quayadmin"} })
+	return r.Addr, r.Srv
 }
 
 // TestResetThenPodmanLogin: an administrator locked out of a running

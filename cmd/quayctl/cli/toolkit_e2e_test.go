@@ -5,15 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/quayctl/quayctl/internal/testregistry"
 	"github.com/quayctl/quayctl/registry/config"
 	"github.com/quayctl/quayctl/registry/server"
 )
@@ -72,27 +71,7 @@ GITHUB_LOGIN_CONFIG:
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	logw := io.Discard
-	if os.Getenv("QUAYCTL_TEST_LOG") != "" {
-		logw = os.Stderr
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.New(ctx, server.FromConfig(cfg), server.Options{Logger: slog.New(slog.NewTextHandler(logw, nil))})
-	if err != nil {
-		cancel()
-		t.Fatalf("server.New: %v", err)
-	}
-	srv.SetSelfURL("http://" + addr)
-	srv.Start(ctx)
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = hs.Serve(ln) }()
-	t.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer scancel()
-		_ = hs.Shutdown(sctx)
-		cancel()
-		_ = srv.Close()
-	})
+	testregistry.Serve(t, ln, server.FromConfig(cfg))
 	return "http://" + addr, cfgPath
 }
 
