@@ -48,22 +48,14 @@ Exit codes: 0 printed, 1 the file cannot be read, 2 bad flags.`,
   quayctl db conf --openshift -n quay
   quayctl db conf --podman --component database=postgresql-quay
   quayctl db conf clairpostgres --openshift`,
-		Args: targetArgs(func(cmd *cobra.Command, args []string) error {
-			if len(args) > 1 {
-				return argsError{fmt.Errorf("%s takes at most one argument: COMPONENT (default database)", cmd.CommandPath())}
-			}
-			return nil
-		}),
+		Args: targetArgs(optionalComponentArg(collectors.ComponentDatabase)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			t, err := targetFromFlags(cmd.Flags())
 			if err != nil {
 				return err
 			}
 			opts.Target = t
-			opts.Component = collectors.ComponentDatabase
-			if len(args) == 1 {
-				opts.Component = args[0]
-			}
+			opts.Component = componentArg(args, collectors.ComponentDatabase)
 			if opts.Path != "" && !strings.HasPrefix(opts.Path, "/") {
 				return flagError{fmt.Errorf("--path %q: give the absolute path inside the container", opts.Path)}
 			}

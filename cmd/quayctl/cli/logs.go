@@ -58,22 +58,14 @@ cannot be read, 2 bad flags.`,
   quayctl logs database --tail 200
   quayctl logs -f --grep 'ERROR|Traceback'
   quayctl logs quay -c quay-app --since 10m --openshift -n quay`,
-		Args: targetArgs(func(cmd *cobra.Command, args []string) error {
-			if len(args) > 1 {
-				return argsError{fmt.Errorf("%s takes at most one argument: COMPONENT (default quay)", cmd.CommandPath())}
-			}
-			return nil
-		}),
+		Args: targetArgs(optionalComponentArg(collectors.ComponentQuay)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			t, err := targetFromFlags(cmd.Flags())
 			if err != nil {
 				return err
 			}
 			opts.Target = t
-			opts.Component = collectors.ComponentQuay
-			if len(args) == 1 {
-				opts.Component = args[0]
-			}
+			opts.Component = componentArg(args, collectors.ComponentQuay)
 			if opts.Tail < 0 {
 				if opts.Tail != -1 {
 					return flagError{fmt.Errorf("--tail %d: use a number of lines, or -1 for all", opts.Tail)}

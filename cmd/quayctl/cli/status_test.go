@@ -198,7 +198,7 @@ func TestTableWraps(t *testing.T) {
 	tb := newTable("KEY", "PROBLEM", "FIX")
 	tb.row("DATABASE_SECRET_KEY", "is required: robot tokens and mirror credentials in the database are encrypted with it", "set it to a long random string (uuidgen makes one)")
 	tb.width = 80
-	var out lockedBuffer
+	var out syncBuffer
 	if err := tb.render(&out, true); err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +208,7 @@ func TestTableWraps(t *testing.T) {
 		}
 	}
 	tkGolden(t, "table_wrapped.tty.golden", out.String())
-	var plain lockedBuffer
+	var plain syncBuffer
 	if err := tb.render(&plain, false); err != nil {
 		t.Fatal(err)
 	}

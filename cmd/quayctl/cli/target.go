@@ -360,3 +360,22 @@ type redactedError struct{ err error }
 
 func (e redactedError) Error() string { return redactErr(e.err) }
 func (e redactedError) Unwrap() error { return e.err }
+
+// optionalComponentArg accepts at most one COMPONENT argument, defaulting
+// to def (the commands that read one component: logs, db conf).
+func optionalComponentArg(def string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) > 1 {
+			return argsError{fmt.Errorf("%s takes at most one argument: COMPONENT (default %s)", cmd.CommandPath(), def)}
+		}
+		return nil
+	}
+}
+
+// componentArg is the COMPONENT argument, or def when none was given.
+func componentArg(args []string, def string) string {
+	if len(args) == 1 {
+		return args[0]
+	}
+	return def
+}

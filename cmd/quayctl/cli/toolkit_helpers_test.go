@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -56,27 +55,8 @@ func tkGolden(t *testing.T, name, got string) {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer safe for concurrent writers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// tkIO returns streams over buffers; tty sets both OutTTY and InTTY.
-func tkIO(stdin string, tty bool) (*IOStreams, *lockedBuffer, *lockedBuffer) {
-	out, errOut := &lockedBuffer{}, &lockedBuffer{}
+func tkIO(stdin string, tty bool) (*IOStreams, *syncBuffer, *syncBuffer) {
+	out, errOut := &syncBuffer{}, &syncBuffer{}
 	return &IOStreams{In: strings.NewReader(stdin), Out: out, ErrOut: errOut, OutTTY: tty, InTTY: tty}, out, errOut
 }
 
