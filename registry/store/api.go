@@ -334,4 +334,118 @@ type Store interface {
 	Log(ctx context.Context, e LogEntry) error
 	// Logs reads audit rows, newest first.
 	Logs(ctx context.Context, q LogQuery) ([]LogRecord, error)
+
+	// Organisations, teams, robots, repository permissions and visibility.
+	NamespaceStore
+}
+
+// Errors of organisations, teams, robots and permissions. Use errors.Is.
+var (
+	// ErrNotOrganization: teams exist only in organisations.
+	ErrNotOrganization = errors.New("namespace is not an organization")
+	// ErrOwnersTeam: the organisation's owners team cannot be deleted, as
+	// Quay refuses to remove an organisation's last admin team.
+	ErrOwnersTeam = errors.New("the owners team of an organization cannot be deleted")
+)
+
+// InvalidInputError reports input that breaks Quay's rules: a name that
+// does not match Quay's pattern, an unknown role, a permission naming both
+// a user and a team, a robot of another namespace. Use errors.As.
+type InvalidInputError struct {
+	Field  string // "robot name", "team role", "permission", ...
+	Value  string
+	Reason string
+}
+
+func (e InvalidInputError) Error() string {
+	return fmt.Sprintf("invalid %s %q: %s", e.Field, e.Value, e.Reason)
+}
+
+// Team roles, Quay's `teamrole` names.
+const (
+	TeamRoleAdmin   = "admin"
+	TeamRoleCreator = "creator"
+	TeamRoleMember  = "member"
+)
+
+// OwnersTeam is the team Quay creates with every organisation.
+const OwnersTeam = "owners"
+
+// Team is a row of `team` with its teamrole name resolved.
+type Team struct {
+	ID             int64
+	OrganizationID int64
+	Name           string
+	Role           string // TeamRoleAdmin, TeamRoleCreator or TeamRoleMember
+	Description    string
+}
+
+// Robot is a robot account as listed: a `user` row with its
+// robotaccountmetadata description.
+type Robot struct {
+	ID          int64
+	Name        string // "<namespace>+<short>"
+	Description string
+	Created     time.Time
+}
+
+// Permission is a repositorypermission row as listed.
+type Permission struct {
+	Kind string // "user", "team" or "robot"
+	ID   int64  // user or team id
+	Name string // username, robot name or team name
+	Role Role
+}
+
+// NamespaceStore is the organisation, team, robot and permission part of
+// the store (Quay's access model). DB implements it.
+type NamespaceStore interface {
+	// CreateOrganization creates, in one transaction, the organisation row
+	// (organization=true, no password, a random e-mail when email is ""),
+	// its team "owners" (teamrole admin) and creatorID as its member.
+	// ErrExists when the name is taken.
+	CreateOrganization(ctx context.Context, name, email string, creatorID int64) (*User, error)
+
+	// Teams; ErrNotOrganization when orgID is not an organisation.
+	CreateTeam(ctx context.Context, orgID int64, name, role, description string) (*Team, error)
+	TeamByName(ctx context.Context, orgID int64, name string) (*Team, error)
+	ListTeams(ctx context.Context, orgID int64) ([]Team, error) // by name
+	// AddTeamMember is idempotent; members are users or robots of the
+	// organisation, never organisations.
+	AddTeamMember(ctx context.Context, teamID, userID int64) error
+	RemoveTeamMember(ctx context.Context, teamID, userID int64) error // ErrNotFound when not a member
+	TeamMembers(ctx context.Context, teamID int64) ([]User, error)    // by username
+	// DeleteTeam removes the team with its members and repository
+	// permissions; ErrOwnersTeam for the owners team.
+	DeleteTeam(ctx context.Context, teamID int64) error
+
+	// NamespaceRole is what userID may do in the namespace: "admin" when it
+	// is the namespace itself or in an admin team of the organisation,
+	// otherwise the best teamrole of its teams there ("creator", "member"),
+	// or "".
+	NamespaceRole(ctx context.Context, userID, namespaceID int64) (string, error)
+
+	// Robots. CreateRobot writes, in one transaction, the robot's user row
+	// ("<ns>+<short>", robot=true, e-mail a uuid4, no password), its
+	// robotaccounttoken (the already-encrypted token, fully_migrated),
+	// federatedlogin (quayrobot, "robot:<id>") and robotaccountmetadata.
+	// Short names match ^[a-z][a-z0-9_]{1,254}$ (InvalidInputError).
+	CreateRobot(ctx context.Context, namespaceID int64, shortName, description, encryptedToken string) (*User, error)
+	RobotToken(ctx context.Context, robotID int64) (string, error) // the encrypted token
+	SetRobotToken(ctx context.Context, robotID int64, encryptedToken string) error
+	ListRobots(ctx context.Context, namespaceID int64) ([]Robot, error) // by name
+	// DeleteRobot removes the robot's token, metadata, federated login,
+	// team memberships and permissions, then its user row, in one
+	// transaction.
+	DeleteRobot(ctx context.Context, robotID int64) error
+
+	// Repository permissions: exactly one of userID and teamID is non-zero
+	// (InvalidInputError otherwise). Robots and teams must belong to the
+	// repository's namespace.
+	SetRepositoryPermission(ctx context.Context, repoID, userID, teamID int64, role Role) error // upsert
+	DeleteRepositoryPermission(ctx context.Context, repoID, userID, teamID int64) error         // ErrNotFound when none
+	ListRepositoryPermissions(ctx context.Context, repoID int64) ([]Permission, error)          // teams first, then by name
+
+	SetRepositoryVisibility(ctx context.Context, repoID int64, public bool) error
+	SetRepositoryDescription(ctx context.Context, repoID int64, description string) error
 }
