@@ -36,7 +36,7 @@ type Decision struct {
 func (a *Authenticator) Decide(ctx context.Context, p *Principal, namespace, repo string) (Decision, error) {
 	r, err := a.st.Repository(ctx, namespace, repo)
 	if errors.Is(err, store.ErrNotFound) {
-		return a.decideMissing(p, namespace), nil
+		return a.decideMissing(ctx, p, namespace)
 	}
 	if err != nil {
 		return Decision{}, fmt.Errorf("look up repository %s/%s: %w", namespace, repo, err)
@@ -64,15 +64,33 @@ func (a *Authenticator) Decide(ctx context.Context, p *Principal, namespace, rep
 
 // decideMissing: Quay creates a repository on push when the caller holds
 // CreateRepositoryPermission on the namespace — its owner, or an admin or
-// creator of the organisation. The store cannot answer the organisation
-// part yet (it needs a NamespaceRole method), so only a user's own namespace
-// qualifies for now. The owner may also pull (and gets NAME_UNKNOWN rather
-// than DENIED) as in Quay, where namespace admins read every repository in it.
-func (a *Authenticator) decideMissing(p *Principal, namespace string) Decision {
-	if p.IsUser() && p.User.Username == namespace {
-		return Decision{Pull: true, Push: true, CanCreate: true}
+// creator of the organisation (a member of a team with that role; robots
+// too, as Quay allows). Such callers may also pull (and get NAME_UNKNOWN
+// rather than DENIED), as in Quay.
+func (a *Authenticator) decideMissing(ctx context.Context, p *Principal, namespace string) (Decision, error) {
+	if p.IsAnonymous() {
+		return Decision{}, nil
 	}
-	return Decision{}
+	if p.IsUser() && p.User.Username == namespace {
+		return Decision{Pull: true, Push: true, CanCreate: true}, nil
+	}
+	ns, err := a.st.UserByName(ctx, namespace)
+	if errors.Is(err, store.ErrNotFound) {
+		return Decision{}, nil
+	} else if err != nil {
+		return Decision{}, fmt.Errorf("look up namespace %s: %w", namespace, err)
+	}
+	if !ns.Organization {
+		return Decision{}, nil
+	}
+	role, err := a.st.NamespaceRole(ctx, p.UserID(), ns.ID)
+	if err != nil {
+		return Decision{}, fmt.Errorf("role of %s in %s: %w", p, namespace, err)
+	}
+	if role == store.TeamRoleAdmin || role == store.TeamRoleCreator {
+		return Decision{Pull: true, Push: true, CanCreate: true}, nil
+	}
+	return Decision{}, nil
 }
 
 // GrantedActions maps the requested actions of a scope to the granted ones,

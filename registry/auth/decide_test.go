@@ -6,11 +6,24 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/quayctl/quayctl/registry/store"
 )
 
 func TestDecide(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
+	// acme: root creates repositories through a creator team, bob is only a
+	// member of another team.
+	for _, tm := range []struct{ team, role, who string }{{"builders", store.TeamRoleCreator, "root"}, {"readers", store.TeamRoleMember, "bob"}} {
+		team, err := f.st.CreateTeam(ctx, f.users["acme"].ID, tm.team, tm.role, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.st.AddTeamMember(ctx, team.ID, f.users[tm.who].ID); err != nil {
+			t.Fatal(err)
+		}
+	}
 	type want struct{ pull, push, admin, create, exists bool }
 	for _, tc := range []struct {
 		name      string
@@ -40,6 +53,7 @@ func TestDecide(t *testing.T) {
 		{"owner missing nested", "alice", "alice/a/b", true, want{pull: true, push: true, create: true}},
 		{"other user missing", "bob", "alice/missing", true, want{}},
 		{"org member missing", "bob", "acme/missing", true, want{}},
+		{"org creator missing", "root", "acme/missing", true, want{pull: true, push: true, create: true}},
 		{"anonymous missing", "", "alice/missing", true, want{}},
 		{"missing namespace", "alice", "nobody/x", true, want{}},
 	} {
