@@ -23,14 +23,14 @@ import (
 	"github.com/quayctl/quayctl/registry/store"
 )
 
-// Quay's real schema: testdata/quay-schema-sqlite.sql and
+// Quay's real schema: testdata/quay/quay-schema-sqlite.sql (shared) and
 // quay-seed-data-sqlite.sql are Quay's own SQLite dump (quay/quay
 // internal/dal/schema/sqlite, the same files registry/store tests use).
 // On SQLite they load as they are; for PostgreSQL, quayPostgresDDL converts
 // them the way Quay's Alembic migrations lay the tables out there.
 const (
-	quaySchemaFile = "../testdata/quay-schema-sqlite.sql"
-	quaySeedFile   = "../testdata/quay-seed-data-sqlite.sql"
+	quaySchemaFile = "../../testdata/quay/quay-schema-sqlite.sql"
+	quaySeedFile   = "../../testdata/quay/quay-seed-data-sqlite.sql"
 )
 
 // bigIDTables have BIGINT ids on PostgreSQL (quay-facts §1.1).

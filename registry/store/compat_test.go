@@ -31,7 +31,7 @@ var ourTables = []string{
 }
 
 // quayReference builds a SQLite database from Quay's own schema dump and
-// enum rows (testdata, from quay/quay internal/dal/schema/sqlite).
+// enum rows (testdata/quay at the repository root, from quay/quay internal/dal/schema/sqlite).
 func quayReference(t *testing.T) (*sql.DB, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "quay-reference.db")
@@ -40,7 +40,7 @@ func quayReference(t *testing.T) (*sql.DB, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	for _, f := range []string{"testdata/quay-schema-sqlite.sql", "testdata/quay-seed-data-sqlite.sql"} {
+	for _, f := range []string{"../../testdata/quay/quay-schema-sqlite.sql", "../../testdata/quay/quay-seed-data-sqlite.sql"} {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
