@@ -394,7 +394,7 @@ func configValidateRun(ctx context.Context, opts *ConfigValidateOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := renderOut(opts.IO.Out, opts.Output, res, func(w io.Writer) error {
+	if err := render(opts.IO.Out, opts.Output, res, func(w io.Writer) error {
 		return validateHuman(w, opts.IO.OutTTY, res)
 	}); err != nil {
 		return err

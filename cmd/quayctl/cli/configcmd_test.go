@@ -100,7 +100,7 @@ func TestConfigGetRun(t *testing.T) {
 				return
 			}
 			noSeed(t, "config get", out.String())
-			tkGolden(t, tt.golden, out.String())
+			golden(t, tt.golden, out.String())
 		})
 	}
 }
@@ -216,7 +216,7 @@ func TestConfigValidateRun(t *testing.T) {
 				t.Errorf("stderr = %q", errOut.String())
 			}
 			noSeed(t, "validate", out.String())
-			tkGolden(t, tt.golden, out.String())
+			golden(t, tt.golden, out.String())
 			if tt.output == "json" {
 				var res validateJSON
 				if err := json.Unmarshal([]byte(out.String()), &res); err != nil {

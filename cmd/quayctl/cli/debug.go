@@ -120,7 +120,7 @@ func debugRun(ctx context.Context, opts *DebugOptions) error {
 		planW = opts.IO.ErrOut
 	}
 	done := func() error {
-		return renderOut(opts.IO.Out, opts.Output, res, func(w io.Writer) error { return nil })
+		return render(opts.IO.Out, opts.Output, res, func(w io.Writer) error { return nil })
 	}
 	if plan.NoOp {
 		fmt.Fprintf(planW, "Debug logging is already %s for %s: nothing to change.\n", state, plan.Target)

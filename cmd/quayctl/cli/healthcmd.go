@@ -285,7 +285,7 @@ func writeHealth(w io.Writer, tty bool, format string, res healthResult) error {
 	if format == OutputJSON {
 		return writeHealthJSON(w, res)
 	}
-	return renderOut(w, format, res, func(w io.Writer) error {
+	return render(w, format, res, func(w io.Writer) error {
 		verdict := "healthy"
 		if !res.Healthy {
 			verdict = "UNHEALTHY"

@@ -108,7 +108,7 @@ func TestHealthRun(t *testing.T) {
 				}
 				return
 			}
-			tkGolden(t, tt.golden, got)
+			golden(t, tt.golden, got)
 		})
 	}
 }

@@ -196,10 +196,7 @@ func checkOutput(o string) error {
 func render(w io.Writer, format string, v any, human func(io.Writer) error) error {
 	switch format {
 	case OutputJSON:
-		enc := json.NewEncoder(w)
-		enc.SetEscapeHTML(false) // keep <redacted> readable
-		enc.SetIndent("", "  ")
-		return enc.Encode(v)
+		return writeStructured(w, OutputJSON, v)
 	case OutputYAML:
 		b, err := json.Marshal(v) // honour json tags in YAML too
 		if err != nil {

@@ -158,7 +158,7 @@ func statusRun(ctx context.Context, opts *StatusOptions) error {
 	if len(comps) == 0 {
 		res.Notes = append(res.Notes, noComponentsNote(d.Kind()))
 	}
-	return renderOut(opts.IO.Out, opts.Output, res, func(w io.Writer) error {
+	return render(opts.IO.Out, opts.Output, res, func(w io.Writer) error {
 		return statusHuman(w, opts.IO.OutTTY, res, opts.Now())
 	})
 }

@@ -100,7 +100,7 @@ func TestStatusRun(t *testing.T) {
 			if strings.Contains(out.String(), "\x1b[") {
 				t.Errorf("colour codes in test output:\n%q", out)
 			}
-			tkGolden(t, tt.golden, out.String())
+			golden(t, tt.golden, out.String())
 			switch tt.output {
 			case "json":
 				var v statusResult
@@ -207,7 +207,7 @@ func TestTableWraps(t *testing.T) {
 			t.Errorf("line of %d runes: %q", n, l)
 		}
 	}
-	tkGolden(t, "table_wrapped.tty.golden", out.String())
+	golden(t, "table_wrapped.tty.golden", out.String())
 	var plain syncBuffer
 	if err := tb.render(&plain, false); err != nil {
 		t.Fatal(err)

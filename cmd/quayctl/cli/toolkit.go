@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"io"
-
 	"github.com/spf13/cobra"
 )
 
@@ -34,13 +32,4 @@ func findSubcommand(parent *cobra.Command, name string) *cobra.Command {
 		}
 	}
 	return nil
-}
-
-// renderOut is render with JSON that keeps <redacted> readable (render's
-// encoder escapes < and > as \u003c and \u003e).
-func renderOut(w io.Writer, format string, v any, human func(io.Writer) error) error {
-	if format == OutputJSON {
-		return writeStructured(w, OutputJSON, v)
-	}
-	return render(w, format, v, human)
 }

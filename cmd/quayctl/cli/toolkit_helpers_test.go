@@ -2,12 +2,9 @@ package cli
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -18,42 +15,6 @@ import (
 	"github.com/quayctl/quayctl/collectors"
 	"github.com/quayctl/quayctl/collectors/openshift"
 )
-
-// The -update flag may be defined by another test file of this package;
-// define it only when nobody has (init runs after every package variable,
-// so a `var update = flag.Bool("update", …)` elsewhere is already there).
-func init() {
-	if flag.Lookup("update") == nil {
-		flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
-	}
-}
-
-func tkUpdating() bool {
-	f := flag.Lookup("update")
-	return f != nil && f.Value.String() == "true"
-}
-
-// tkGolden compares got with testdata/name, or rewrites it under -update.
-func tkGolden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if tkUpdating() {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("output differs from %s (go test -update rewrites it)\n--- got ---\n%s\n--- want ---\n%s", path, got, want)
-	}
-}
 
 func tkIO(stdin string, tty bool) (*IOStreams, *syncBuffer, *syncBuffer) {
 	out, errOut := &syncBuffer{}, &syncBuffer{}
