@@ -47,6 +47,10 @@ RUN_ARGS ?= --listen :8080 --data-dir ./quay-data
 # The conformance e2e test finds the suite's binary here (built by
 # scripts/install-test-deps.sh).
 export QUAYCTL_CONFORMANCE_BIN := $(BIN_DIR)/conformance
+# The S3 tests run against versitygw (also built by install-test-deps.sh);
+# under make they must run, not skip.
+export QUAYCTL_VERSITYGW_BIN := $(BIN_DIR)/versitygw
+export QUAYCTL_REQUIRE_S3 := 1
 
 IMAGE ?= quayctl:dev
 
@@ -64,7 +68,8 @@ run: build
 	$(BIN_DIR)/quayctl serve $(RUN_ARGS)
 
 # Installs only what is missing: PostgreSQL 15, podman, runc, skopeo,
-# redis-server (apt) and bin/conformance (go install). Quiet when all present.
+# redis-server (apt), bin/conformance and bin/versitygw (go install). Quiet
+# when all present.
 deps:
 	@bash scripts/install-test-deps.sh
 

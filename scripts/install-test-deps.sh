@@ -3,6 +3,8 @@
 #   - PostgreSQL 15 server (Debian package postgresql; /usr/lib/postgresql/15/bin)
 #   - podman, runc, skopeo, redis-server (Debian packages)
 #   - the OCI distribution conformance suite (<repo>/bin/conformance, via go install)
+#   - the Versity S3 gateway, a real S3 server for the S3 storage driver's tests
+#     (<repo>/bin/versitygw, via go install)
 #
 # Idempotent: prints nothing when everything is present, one line per thing it
 # installs otherwise, and exits non-zero with a clear message when an install fails.
@@ -12,6 +14,8 @@ set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CONFORMANCE_MODULE="github.com/opencontainers/distribution-spec/conformance"
 CONFORMANCE_VERSION="v0.0.0-20260831232431-97274622c111"
+VERSITYGW_MODULE="github.com/versity/versitygw/cmd/versitygw"
+VERSITYGW_VERSION="v1.8.0"
 PG_BIN="/usr/lib/postgresql/15/bin"
 LOCK_TIMEOUT="${APT_LOCK_TIMEOUT:-600}" # seconds to wait for another apt/dpkg to finish
 
@@ -116,4 +120,19 @@ if [ ! -x "$REPO_ROOT/bin/conformance" ]; then
 	[ -x "$REPO_ROOT/bin/conformance" ] || die "go install succeeded but $REPO_ROOT/bin/conformance is missing (log: $golog)"
 	rm -f "$golog"
 	echo "install-test-deps: installed bin/conformance ($CONFORMANCE_VERSION)"
+fi
+
+# ---------------------------------------------------------------- S3 server (versitygw)
+# The first build takes a few minutes; later ones come from the Go build cache.
+if [ ! -x "$REPO_ROOT/bin/versitygw" ]; then
+	have_cmd go || die "go is not on PATH; cannot build versitygw (the S3 server the storage tests use)"
+	golog="$(mktemp -t install-test-deps-go.XXXXXX.log)"
+	if ! (cd "$REPO_ROOT" && GOBIN="$REPO_ROOT/bin" GOFLAGS=-buildvcs=false CGO_ENABLED=0 \
+		go install "$VERSITYGW_MODULE@$VERSITYGW_VERSION") >"$golog" 2>&1; then
+		log_tail "$golog"
+		die "go install $VERSITYGW_MODULE@$VERSITYGW_VERSION failed (log: $golog)"
+	fi
+	[ -x "$REPO_ROOT/bin/versitygw" ] || die "go install succeeded but $REPO_ROOT/bin/versitygw is missing (log: $golog)"
+	rm -f "$golog"
+	echo "install-test-deps: installed bin/versitygw ($VERSITYGW_VERSION)"
 fi

@@ -19,6 +19,11 @@ type Options struct {
 	AuthType       string // AUTHENTICATION_TYPE
 	Mailing        bool   // FEATURE_MAILING: e-mail required on initialize
 	Logger         *slog.Logger
+	// Access authenticates API callers and decides repository
+	// permissions; without it only user/initialize and discovery work.
+	Access Access
+	// IsSuperuser reports SUPER_USERS membership (for listings).
+	IsSuperuser func(username string) bool
 }
 
 // Users is what the API needs to create accounts.
@@ -51,6 +56,40 @@ func New(st store.Store, users Users, opts Options) *Handler {
 	h := &Handler{store: st, users: users, opts: opts, log: log, mux: http.NewServeMux()}
 	h.mux.HandleFunc("POST /api/v1/user/initialize", h.initialize)
 	h.mux.HandleFunc("GET /api/v1/discovery", h.discovery)
+	if opts.Access == nil {
+		return h
+	}
+	for pattern, fn := range map[string]http.HandlerFunc{
+		"GET /api/v1/user":                                               h.currentUser,
+		"POST /api/v1/organization":                                      h.createOrganization,
+		"GET /api/v1/organization/{org}":                                 h.getOrganization,
+		"GET /api/v1/organization/{org}/logs":                            h.orgLogs,
+		"PUT /api/v1/organization/{org}/team/{team}":                     h.putTeam,
+		"DELETE /api/v1/organization/{org}/team/{team}":                  h.deleteTeam,
+		"GET /api/v1/organization/{org}/team/{team}/members":             h.teamMembers,
+		"PUT /api/v1/organization/{org}/team/{team}/members/{member}":    h.teamMember,
+		"DELETE /api/v1/organization/{org}/team/{team}/members/{member}": h.teamMember,
+		"GET /api/v1/organization/{org}/robots":                          h.listRobots,
+		"GET /api/v1/organization/{org}/robots/{robot}":                  h.robot,
+		"PUT /api/v1/organization/{org}/robots/{robot}":                  h.robot,
+		"DELETE /api/v1/organization/{org}/robots/{robot}":               h.robot,
+		"POST /api/v1/organization/{org}/robots/{robot}/regenerate":      h.regenerateRobot,
+		"GET /api/v1/user/robots":                                        h.listRobots,
+		"GET /api/v1/user/robots/{robot}":                                h.robot,
+		"PUT /api/v1/user/robots/{robot}":                                h.robot,
+		"DELETE /api/v1/user/robots/{robot}":                             h.robot,
+		"POST /api/v1/user/robots/{robot}/regenerate":                    h.regenerateRobot,
+		"GET /api/v1/user/apptoken":                                      h.appTokens,
+		"POST /api/v1/user/apptoken":                                     h.appTokens,
+		"GET /api/v1/user/apptoken/{uuid}":                               h.appToken,
+		"DELETE /api/v1/user/apptoken/{uuid}":                            h.appToken,
+		"GET /api/v1/superuser/users":                                    h.superuserUsers,
+		"POST /api/v1/repository":                                        h.createRepository,
+		"GET /api/v1/repository":                                         h.listRepositories,
+		"/api/v1/repository/":                                            h.repositoryRoutes,
+	} {
+		h.mux.HandleFunc(pattern, fn)
+	}
 	return h
 }
 

@@ -51,13 +51,17 @@ type Options struct {
 	// true; the zero value here means public, so callers set it from config.
 	CreatePrivateRepoOnPush bool
 	// CreateNamespaceOnPush (CREATE_NAMESPACE_ON_PUSH) is accepted but not
-	// acted on yet: creating an organisation needs its owners team, which the
-	// store does not offer.
+	// acted on yet.
 	CreateNamespaceOnPush bool
-	KeyExpiration         time.Duration // INSTANCE_SERVICE_KEY_EXPIRATION, default 120 min
-	KeyRefresh            time.Duration // INSTANCE_SERVICE_KEY_REFRESH, default 55 min
-	Now                   func() time.Time
-	Logger                *slog.Logger
+	// EncryptionKey is the key derived from DATABASE_SECRET_KEY
+	// (encfield.DeriveKey): robot tokens and app-token secrets are stored
+	// encrypted with it, as Quay stores them. Without it robots and app
+	// tokens cannot log in.
+	EncryptionKey []byte
+	KeyExpiration time.Duration // INSTANCE_SERVICE_KEY_EXPIRATION, default 120 min
+	KeyRefresh    time.Duration // INSTANCE_SERVICE_KEY_REFRESH, default 55 min
+	Now           func() time.Time
+	Logger        *slog.Logger
 }
 
 // Authenticator checks credentials, issues and verifies tokens and decides
@@ -168,6 +172,10 @@ var (
 	// ErrUnsupportedCredentials: a credential kind quayctl does not accept yet
 	// (robot tokens, $token, $oauthtoken, $app).
 	ErrUnsupportedCredentials = errors.New("credential kind not supported")
+	// ErrRobotOwnerDisabled: the robot's namespace (user) is disabled.
+	ErrRobotOwnerDisabled = errors.New("the robot's owner has been disabled")
+	// ErrTokenExpiredCredential: an app-specific token past its expiration.
+	ErrTokenExpiredCredential = errors.New("the token has expired")
 )
 
 // Credential kinds, the "kind" of login_failure metadata (Quay's CredentialKind).
@@ -202,6 +210,10 @@ func (e *LoginError) Message() string {
 	switch {
 	case errors.Is(e.Reason, ErrUserDisabled):
 		return "This user has been disabled. Please contact your administrator."
+	case errors.Is(e.Reason, ErrRobotOwnerDisabled):
+		return "This user has been disabled. Please contact your administrator."
+	case errors.Is(e.Reason, ErrTokenExpiredCredential):
+		return "Invalid token"
 	case errors.Is(e.Reason, ErrUnsupportedCredentials):
 		switch e.Kind {
 		case CredRobot:

@@ -39,15 +39,15 @@ var dummyHash = sync.OnceValue(func() []byte {
 // credentialChecker validates one kind of Basic credential.
 type credentialChecker func(a *Authenticator, ctx context.Context, username, secret string) (*Principal, error)
 
-// credentialCheckers dispatches on the credential kind. Robots, `$token`
-// (build access tokens) and `$app` get their real checkers in later issues;
-// until then they refuse cleanly with ErrUnsupportedCredentials.
+// credentialCheckers dispatches on the credential kind. `$token` (Quay's
+// deprecated repository build tokens) refuses cleanly with
+// ErrUnsupportedCredentials.
 var credentialCheckers = map[string]credentialChecker{
 	CredUser:             (*Authenticator).checkUserPassword,
-	CredRobot:            unsupportedCredential(CredRobot),
+	CredRobot:            (*Authenticator).checkRobot,
 	CredAccessToken:      unsupportedCredential(CredAccessToken),
 	CredOAuthToken:       (*Authenticator).checkOAuthBasic,
-	CredAppSpecificToken: unsupportedCredential(CredAppSpecificToken),
+	CredAppSpecificToken: (*Authenticator).checkAppTokenBasic,
 }
 
 // credentialKind classifies a Basic username as Quay's validate_credentials does.

@@ -32,11 +32,12 @@ func TestCheckBasic(t *testing.T) {
 		{name: "empty username", user: "", pw: "x", wantReason: ErrInvalidCredentials, wantKind: CredUser},
 		{name: "disabled user", user: "carol", pw: "carol-secret-1", wantReason: ErrUserDisabled, wantKind: CredUser, wantUserID: true},
 		{name: "organisation", user: "acme", pw: "acme-secret-1", wantReason: ErrInvalidCredentials, wantKind: CredUser},
-		{name: "robot", user: "alice+bot", pw: "TOKEN", wantReason: ErrUnsupportedCredentials, wantKind: CredRobot},
+		{name: "robot without a token row", user: "alice+bot", pw: "TOKEN", wantReason: ErrInvalidCredentials, wantKind: CredRobot, wantUserID: true},
+		{name: "unknown robot", user: "alice+nobody", pw: "TOKEN", wantReason: ErrInvalidCredentials, wantKind: CredRobot},
 		{name: "access token", user: "$token", pw: "abc", wantReason: ErrUnsupportedCredentials, wantKind: CredAccessToken},
 		{name: "oauth token malformed", user: "$oauthtoken", pw: "abc", wantReason: ErrInvalidCredentials, wantKind: CredOAuthToken},
 		{name: "oauth token unknown", user: "$oauthtoken", pw: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmn", wantReason: ErrInvalidCredentials, wantKind: CredOAuthToken},
-		{name: "app token", user: "$app", pw: "abc", wantReason: ErrUnsupportedCredentials, wantKind: CredAppSpecificToken},
+		{name: "app token malformed", user: "$app", pw: "abc", wantReason: ErrInvalidCredentials, wantKind: CredAppSpecificToken},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := a.CheckBasic(ctx, tc.user, tc.pw)

@@ -30,9 +30,11 @@ type Decision struct {
 //     one;
 //   - admin ("*"): an admin role on a NORMAL repository;
 //   - a missing repository can be created (and so pushed and pulled) by a user
-//     in their own namespace.
+//     in their own namespace, or by an admin or creator of the organisation;
+//   - superusers act on every repository with FEATURE_SUPERUSERS_FULL_ACCESS.
 //
-// Superuser FULL_ACCESS and organisation creators are not modelled yet.
+// Robots get exactly their repository permissions (direct or through
+// teams); they own no namespace.
 func (a *Authenticator) Decide(ctx context.Context, p *Principal, namespace, repo string) (Decision, error) {
 	r, err := a.st.Repository(ctx, namespace, repo)
 	if errors.Is(err, store.ErrNotFound) {

@@ -184,7 +184,7 @@ func TestTokenHandlerRefusals(t *testing.T) {
 		{"unknown user", true, "mallory", "wrong-wrong", nil, 401, "UNAUTHORIZED", "Invalid Username or Password"},
 		{"disabled user", true, "carol", "carol-secret-1", nil, 401, "UNAUTHORIZED", "disabled"},
 		{"organisation", true, "acme", "acme-secret-1", nil, 401, "UNAUTHORIZED", "Invalid Username or Password"},
-		{"robot not yet", true, "alice+bot", "x", nil, 401, "UNAUTHORIZED", "not supported"},
+		{"robot with a wrong token", true, "alice+bot", "x", nil, 401, "UNAUTHORIZED", "Invalid Username or Password"},
 		{"no credentials, no scope", true, "", "", nil, 401, "UNAUTHORIZED", "not authorized"},
 		{"anonymous access off", false, "", "", []string{"repository:alice/public:pull"}, 401, "UNAUTHORIZED", "Anonymous"},
 		{"bad scope", true, "alice", "alice-secret-1", []string{"repository:alice/private:pull", "repository:../x:pull"}, 400, "INVALID_REQUEST", "Unable to decode"},

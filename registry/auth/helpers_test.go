@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/quayctl/quayctl/registry/encfield"
 	"github.com/quayctl/quayctl/registry/store"
 )
 
@@ -151,6 +152,7 @@ func (f *fixture) auth(edit ...func(*Options)) *Authenticator {
 		AnonymousAccess:         true,
 		CreatePrivateRepoOnPush: true,
 		Now:                     f.clock.Now,
+		EncryptionKey:           testEncryptionKey(f.t),
 	}
 	for _, e := range edit {
 		e(&opts)
@@ -177,4 +179,13 @@ func (f *fixture) principal(a *Authenticator, name string) *Principal {
 		f.t.Fatalf("user %s: %v", name, err)
 	}
 	return a.principalFor(u)
+}
+
+// testEncryptionKey is the key of a fixed test DATABASE_SECRET_KEY.
+func testEncryptionKey(t testing.TB) []byte {
+	k, err := encfield.DeriveKey("quayctl-test-database-secret-key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }

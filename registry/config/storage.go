@@ -8,7 +8,7 @@ import (
 // SupportedStorageDrivers are the DISTRIBUTED_STORAGE_CONFIG drivers quayctl
 // serve can run. Other Quay drivers are recognised and refused with "not
 // supported yet"; extend this list as drivers land in registry/storage.
-var SupportedStorageDrivers = []string{"LocalStorage"}
+var SupportedStorageDrivers = []string{"LocalStorage", "S3Storage", "RadosGWStorage", "RHOCSStorage"}
 
 // storageDriverParams lists, for every driver Quay knows, the parameters its
 // constructor cannot do without. Optional parameters are not listed.

@@ -317,7 +317,6 @@ var notYetImplemented = []struct {
 	{"FEATURE_REQUIRE_ENCRYPTED_BASIC_AUTH", func(c *Config) bool { return c.FeatureRequireEncryptedBasicAuth }, "encrypted CLI passwords are not implemented; plain passwords are still accepted"},
 	{"CREATE_NAMESPACE_ON_PUSH", func(c *Config) bool { return c.CreateNamespaceOnPush }, "pushes do not create organisations yet"},
 	{"PUBLIC_NAMESPACES", func(c *Config) bool { return len(c.PublicNamespaces) > 0 }, "public namespaces are not listed specially yet"},
-	{"FEATURE_PROXY_STORAGE", func(c *Config) bool { return c.ProxyStorage() }, "local storage is always served by the registry itself; object storage is not supported yet"},
 	{"FEATURE_STORAGE_REPLICATION", func(c *Config) bool { return c.FeatureStorageReplication }, "geo-replication is not implemented yet"},
 	{"FEATURE_QUOTA_MANAGEMENT", func(c *Config) bool { return c.FeatureQuotaManagement }, "quotas are not tracked or enforced yet"},
 	{"FEATURE_AUTO_PRUNE", func(c *Config) bool { return c.FeatureAutoPrune }, "auto-prune policies are not run yet"},

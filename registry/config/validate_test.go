@@ -294,12 +294,19 @@ func TestValidationRules(t *testing.T) {
 			want: []string{`error: DISTRIBUTED_STORAGE_CONFIG: location "default": LocalStorage needs storage_path — add storage_path: /datastorage/registry to its parameters`},
 		},
 		{
-			name: "S3 is not supported yet, and missing params are named",
+			name: "S3 missing params are named",
 			patch: map[string]any{"DISTRIBUTED_STORAGE_CONFIG": map[string]any{
 				"default": []any{"S3Storage", map[string]any{"s3_access_key": "AKIA", "s3_secret_key": "hidden"}}}},
 			want: []string{
 				`error: DISTRIBUTED_STORAGE_CONFIG: location "default": S3Storage needs storage_path, s3_bucket — add storage_path, s3_bucket to its parameters`,
-				`error: DISTRIBUTED_STORAGE_CONFIG: location "default": S3Storage is not supported yet by quayctl serve — use LocalStorage for now`,
+			},
+		},
+		{
+			name: "Swift is not supported yet",
+			patch: map[string]any{"DISTRIBUTED_STORAGE_CONFIG": map[string]any{
+				"default": []any{"SwiftStorage", map[string]any{"swift_container": "c", "storage_path": "/r", "auth_url": "https://k", "swift_user": "u", "swift_password": "p"}}}},
+			want: []string{
+				`error: DISTRIBUTED_STORAGE_CONFIG: location "default": SwiftStorage is not supported yet by quayctl serve — use LocalStorage or S3Storage or RadosGWStorage or RHOCSStorage for now`,
 			},
 		},
 		{
@@ -428,8 +435,7 @@ func TestValidationRules(t *testing.T) {
 		{
 			name:  "FEATURE_STORAGE_PROXY agreeing with FEATURE_PROXY_STORAGE",
 			extra: "FEATURE_STORAGE_PROXY: true\nFEATURE_PROXY_STORAGE: true\n",
-			want: []string{`warning: FEATURE_STORAGE_PROXY: is a misspelling of FEATURE_PROXY_STORAGE, which is also set — delete it`,
-				`warning: FEATURE_PROXY_STORAGE: is accepted but not acted on by quayctl serve: local storage is always served by the registry itself; object storage is not supported yet — expect Quay's behaviour only from a later quayctl release`},
+			want:  []string{`warning: FEATURE_STORAGE_PROXY: is a misspelling of FEATURE_PROXY_STORAGE, which is also set — delete it`},
 			check: func(t *testing.T, cfg *Config) {
 				if !cfg.ProxyStorage() {
 					t.Error("ProxyStorage() = false")

@@ -4,16 +4,23 @@
 package e2e
 
 import (
+	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/quayctl/quayctl/internal/testpg"
 	"github.com/quayctl/quayctl/internal/testregistry"
+	"github.com/quayctl/quayctl/internal/tests3"
 	"github.com/quayctl/quayctl/registry/server"
 	"github.com/quayctl/quayctl/registry/store"
 )
 
-func TestMain(m *testing.M) { testpg.Main(m) }
+func TestMain(m *testing.M) {
+	stop := tests3.Begin()
+	code := testpg.Run(m)
+	stop()
+	os.Exit(code)
+}
 
 // registry is a live server under test (internal/testregistry).
 type registry struct{ *testregistry.Registry }

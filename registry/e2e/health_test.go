@@ -3,19 +3,17 @@ package e2e
 import (
 	"database/sql"
 	"encoding/json"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/quayctl/quayctl/internal/testpg"
+	"github.com/quayctl/quayctl/internal/testredis"
 	"github.com/quayctl/quayctl/registry/server"
 )
 
@@ -106,29 +104,9 @@ func TestHealthDatabaseFailure(t *testing.T) {
 // TestHealthRedis: with BUILDLOGS_REDIS configured, endtoend checks a real
 // Redis (PING, SET, GET) and reports it down when it stops.
 func TestHealthRedis(t *testing.T) {
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("redis-server is not installed; make test installs it")
-		}
-		t.Skip("SKIPPED LOUDLY: redis-server not installed")
-	}
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	stop := func() {
-		if !stopped {
-			stopped = true
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-	}
-	t.Cleanup(stop)
+	rs := testredis.Start(t)
+	stop := rs.Stop
+	port := rs.Port
 	reg := startRegistry(t, "sqlite:///"+filepath.Join(t.TempDir(), "q.db"), func(s *server.Settings) {
 		s.Redis = &server.Redis{Host: "127.0.0.1", Port: port}
 	})

@@ -30,6 +30,8 @@ func FromConfig(c *config.Config) Settings {
 		InstanceSkips:           c.HealthChecker.InstanceSkips(),
 		ServiceKeyExpiration:    c.ServiceKeyExpiration(),
 		ServiceKeyRefresh:       c.ServiceKeyRefresh(),
+		ProxyStorage:            c.ProxyStorage(),
+		DatabaseSecretKey:       c.DatabaseSecretKey,
 	}
 	for name, loc := range c.DistributedStorageConfig {
 		s.Locations[name] = Location{Driver: loc.Driver, Params: loc.Params}

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/quayctl/quayctl/registry/api"
 	"github.com/quayctl/quayctl/registry/auth"
+	"github.com/quayctl/quayctl/registry/encfield"
 	"github.com/quayctl/quayctl/registry/health"
 	"github.com/quayctl/quayctl/registry/storage"
 	"github.com/quayctl/quayctl/registry/storage/drivers"
@@ -62,6 +63,12 @@ type Settings struct {
 	DiskPaths               []string // filesystems the disk checks measure
 	ServiceKeyExpiration    time.Duration
 	ServiceKeyRefresh       time.Duration
+	// ProxyStorage (FEATURE_PROXY_STORAGE) streams blobs through the registry
+	// instead of redirecting clients to signed object-storage URLs.
+	ProxyStorage bool
+	// DatabaseSecretKey (DATABASE_SECRET_KEY) encrypts robot tokens and
+	// app-specific tokens as Quay does. Empty: see SecretKey.
+	DatabaseSecretKey string
 }
 
 // Server is a running registry's state.
@@ -129,7 +136,25 @@ func New(ctx context.Context, s Settings, opts Options) (*Server, error) {
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
+	secret, err := SecretKey(s)
+	if err != nil {
+		return nil, err
+	}
+	if secret == "" {
+		// Only a PostgreSQL database without DATABASE_SECRET_KEY gets here
+		// (config validation refuses that for config files): robot tokens
+		// stored now will not be readable after a restart.
+		log.Warn("DATABASE_SECRET_KEY is not set: using a random key for this process only; robot tokens created now stop working at restart — set DATABASE_SECRET_KEY")
+		if secret, err = randomSecret(); err != nil {
+			return nil, err
+		}
+	}
+	encKey, err := encfield.DeriveKey(secret)
+	if err != nil {
+		return nil, fmt.Errorf("DATABASE_SECRET_KEY: %w", err)
+	}
 	srv.Auth = auth.New(st, auth.Options{
+		EncryptionKey:  encKey,
 		ServerHostname: s.ServerHostname, SuperUsers: s.SuperUsers, AnonymousAccess: s.AnonymousAccess,
 		SuperusersFullAccess:    s.SuperusersFullAccess,
 		CreatePrivateRepoOnPush: s.CreatePrivateRepoOnPush, Logger: log,
@@ -146,8 +171,10 @@ func New(ctx context.Context, s Settings, opts Options) (*Server, error) {
 		Location: s.Preference[0], MaxManifestBytes: s.MaxManifestBytes, UploadedBlobTTL: s.UploadedBlobTTL,
 		TempTagTTL: s.TempTagTTL, PublicOnPush: !s.CreatePrivateRepoOnPush, SparseIndex: s.SparseIndex,
 		SparseManifests: s.SparseManifests, SuperusersFullAccess: s.SuperusersFullAccess, Logger: log,
+		ProxyStorage: s.ProxyStorage,
 	})
-	apih := api.New(st, users{srv.Auth, st}, api.Options{UserInitialize: s.UserInitialize, AuthType: s.AuthType, Mailing: s.Mailing, Logger: log})
+	apih := api.New(st, users{srv.Auth, st}, api.Options{UserInitialize: s.UserInitialize, AuthType: s.AuthType, Mailing: s.Mailing, Logger: log,
+		Access: apiAccess{srv.Auth}, IsSuperuser: srv.Auth.IsSuperuser})
 	srv.Health = srv.healthChecks()
 	mux := http.NewServeMux()
 	mux.Handle("/v2/auth", srv.Auth.TokenHandler())

@@ -217,6 +217,7 @@ type OAuthToken struct {
 type LogQuery struct {
 	AccountID    int64
 	RepositoryID int64
+	PerformerID  int64
 	Kind         string
 	Since, Until time.Time // Since inclusive, Until exclusive
 	Limit        int       // <=0: 100
@@ -337,6 +338,8 @@ type Store interface {
 
 	// Organisations, teams, robots, repository permissions and visibility.
 	NamespaceStore
+	// App tokens, user administration, repository deletion, tag pages.
+	AccessStore
 }
 
 // Errors of organisations, teams, robots and permissions. Use errors.Is.

@@ -18,6 +18,9 @@ func (db *DB) Logs(ctx context.Context, q LogQuery) ([]LogRecord, error) {
 	if q.RepositoryID != 0 {
 		where, args = append(where, "l.repository_id = ?"), append(args, q.RepositoryID)
 	}
+	if q.PerformerID != 0 {
+		where, args = append(where, "l.performer_id = ?"), append(args, q.PerformerID)
+	}
 	if q.Kind != "" {
 		where, args = append(where, "k.name = ?"), append(args, q.Kind)
 	}

@@ -25,6 +25,25 @@ func (h *Handler) getBlob(req *request) *Error {
 	w.Header().Set("ETag", `"`+d.String()+`"`)
 	w.Header().Set("Cache-Control", "max-age=31536000")
 	w.Header().Set("Content-Type", "application/octet-stream")
+	// Object storage serves the bytes itself unless the storage proxy is on.
+	// HEAD needs no bytes and is answered here, from the database, either way.
+	if signer, ok := h.blobs.(storage.URLSigner); ok && !h.opts.ProxyStorage && req.r.Method == http.MethodGet {
+		// An unsatisfiable range gets its 416 here, as in proxy mode; object
+		// stores answer some (bytes=500-0) with the whole blob instead.
+		if _, _, _, ok := parseRange(req.r.Header.Get("Range"), blob.Size); !ok {
+			w.Header().Set("Content-Range", "bytes */"+strconv.FormatInt(blob.Size, 10))
+			w.WriteHeader(http.StatusRequestedRangeNotSatisfiable)
+			return nil
+		}
+		url, err := signer.SignedURL(ctx, blobPath(d), h.opts.SignedURLTTL)
+		if err != nil {
+			return storageErr(err, d)
+		}
+		// A blob's URL is only valid briefly: the redirect must not be cached.
+		w.Header().Set("Cache-Control", "no-store")
+		http.Redirect(w, req.r, url, http.StatusTemporaryRedirect)
+		return nil
+	}
 	if so, ok := h.blobs.(storage.SeekOpener); ok {
 		f, _, err := so.Open(ctx, blobPath(d))
 		if err != nil {

@@ -72,7 +72,15 @@ type Options struct {
 	// SuperusersFullAccess (FEATURE_SUPERUSERS_FULL_ACCESS) lets superusers
 	// see every repository in the catalog.
 	SuperusersFullAccess bool
-	Logger               *slog.Logger
+	// ProxyStorage (FEATURE_PROXY_STORAGE) streams blobs through the
+	// registry; otherwise a driver that can sign URLs answers blob GETs with
+	// a redirect to the storage, as Quay does.
+	ProxyStorage bool
+	// SignedURLTTL is how long a blob redirect stays valid (default 1 minute,
+	// Quay's expires_in): long enough to start the download, short enough
+	// that a leaked URL is soon useless.
+	SignedURLTTL time.Duration
+	Logger       *slog.Logger
 }
 
 // Auditor records audit log entries; the server makes it asynchronous so
@@ -105,6 +113,9 @@ func New(st store.Store, blobs storage.Driver, access Access, audit Auditor, opt
 	}
 	if opts.Location == "" {
 		opts.Location = "default"
+	}
+	if opts.SignedURLTTL <= 0 {
+		opts.SignedURLTTL = time.Minute
 	}
 	log := opts.Logger
 	if log == nil {

@@ -91,6 +91,7 @@ func NewRootCmd(f *Factory) *cobra.Command {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return flagError{err} })
 	groupCmd(root)
 	root.AddCommand(NewCmdServe(f, nil), NewCmdUser(f), NewCmdDB(f), NewCmdVersion(f, nil), NewCmdResetPassword(f, nil))
+	root.AddCommand(NewCmdOrg(f), NewCmdRobot(f))
 	addToolkitCommands(root, f)
 	return root
 }

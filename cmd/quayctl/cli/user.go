@@ -8,18 +8,22 @@ import (
 	"io"
 	"net/mail"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/quayctl/quayctl/registry/auth"
+	"github.com/quayctl/quayctl/registry/config"
 	"github.com/quayctl/quayctl/registry/store"
 )
 
 // NewCmdUser builds `quayctl user`.
 func NewCmdUser(f *Factory) *cobra.Command {
 	cmd := groupCmd(&cobra.Command{Use: "user", Short: "Manage registry users in the database"})
-	cmd.AddCommand(NewCmdUserCreate(f, nil))
+	cmd.AddCommand(NewCmdUserCreate(f, nil), NewCmdUserList(f, nil),
+		NewCmdUserSetEnabled(f, nil, false), NewCmdUserSetEnabled(f, nil, true))
 	return cmd
 }
 
@@ -144,24 +148,203 @@ func userCreateRun(ctx context.Context, opts *UserCreateOptions) error {
 // openStore opens (and migrates) the database the configuration names; the
 // store logs (migrations applied) to errOut.
 func openStore(ctx context.Context, errOut io.Writer, configPath, dataDir string, getenv func(string) string) (store.Store, string, error) {
-	cfg, err := loadConfig(configPath, dataDir, ":8080", getenv)
+	st, _, err := openStoreConfig(ctx, errOut, configPath, dataDir, getenv)
 	if err != nil {
 		return nil, "", err
+	}
+	return st, st.Dialect(), nil
+}
+
+// openStoreConfig is openStore that also returns the configuration.
+func openStoreConfig(ctx context.Context, errOut io.Writer, configPath, dataDir string, getenv func(string) string) (store.Store, *config.Config, error) {
+	cfg, err := loadConfig(configPath, dataDir, ":8080", getenv)
+	if err != nil {
+		return nil, nil, err
 	}
 	if cfg.Source().Embedded {
 		// As serve does: the first command run on a machine may be this one.
 		if err := os.MkdirAll(dataDir, 0o750); err != nil {
-			return nil, "", &UserError{Msg: "cannot create the data directory " + dataDir, Err: err, Remedy: "choose a writable --data-dir"}
+			return nil, nil, &UserError{Msg: "cannot create the data directory " + dataDir, Err: err, Remedy: "choose a writable --data-dir"}
 		}
 	}
 	st, err := store.Open(ctx, cfg.DBURI)
 	if err != nil {
-		return nil, "", &UserError{Msg: "cannot open the database", Err: err}
+		return nil, nil, &UserError{Msg: "cannot open the database", Err: err}
 	}
 	st.SetLogger(newLogger(errOut, getenv))
 	if err := st.Migrate(ctx); err != nil {
 		st.Close()
-		return nil, "", &UserError{Msg: "cannot apply database migrations", Err: err}
+		return nil, nil, &UserError{Msg: "cannot apply database migrations", Err: err}
 	}
-	return st, st.Dialect(), nil
+	return st, cfg, nil
+}
+
+// storeFlags are the flags of the offline commands that open the database.
+func storeFlags(cmd *cobra.Command, configPath, dataDir *string) {
+	cmd.Flags().StringVar(configPath, "config", "", "path to Quay's config.yaml (default: /conf/stack/config.yaml, else the embedded default)")
+	cmd.Flags().StringVar(dataDir, "data-dir", "./quay-data", "data directory of the embedded default")
+}
+
+// UserListOptions are the flags of `quayctl user list`.
+type UserListOptions struct {
+	IO         *IOStreams
+	Getenv     func(string) string
+	ConfigPath string
+	DataDir    string
+	Output     string
+}
+
+type userListEntry struct {
+	Username  string `json:"username"`
+	Email     string `json:"email"`
+	Enabled   bool   `json:"enabled"`
+	Superuser bool   `json:"superuser"`
+	Verified  bool   `json:"verified"`
+}
+
+type userListResult struct {
+	Users []userListEntry `json:"users"`
+}
+
+// NewCmdUserList builds `quayctl user list`.
+func NewCmdUserList(f *Factory, runF func(*UserListOptions) error) *cobra.Command {
+	opts := &UserListOptions{IO: f.IO, Getenv: f.Getenv}
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List the registry's users (people, not organizations or robots)",
+		Long: `List the users in the database named by the configuration, with whether
+each is enabled and a superuser (SUPER_USERS or recorded in the database).
+
+Exit codes: 0 listed, 1 failed (database unreachable), 2 bad flags.`,
+		Args: exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(opts.Output); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return userListRun(cmd.Context(), opts)
+		},
+	}
+	storeFlags(cmd, &opts.ConfigPath, &opts.DataDir)
+	addOutputFlag(cmd, &opts.Output)
+	return cmd
+}
+
+func userListRun(ctx context.Context, opts *UserListOptions) error {
+	st, cfg, err := openStoreConfig(ctx, opts.IO.ErrOut, opts.ConfigPath, opts.DataDir, opts.Getenv)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	users, err := st.ListUsers(ctx)
+	if err != nil {
+		return &UserError{Msg: "cannot list users", Err: err}
+	}
+	supers, err := st.Superusers(ctx)
+	if err != nil {
+		return &UserError{Msg: "cannot list superusers", Err: err}
+	}
+	res := userListResult{Users: []userListEntry{}}
+	for _, u := range users {
+		res.Users = append(res.Users, userListEntry{Username: u.Username, Email: u.Email, Enabled: u.Enabled,
+			Verified: u.Verified, Superuser: slices.Contains(supers, u.Username) || cfg.IsSuperUser(u.Username)})
+	}
+	return render(opts.IO.Out, opts.Output, res, func(w io.Writer) error {
+		tb := newTable("USERNAME", "EMAIL", "ENABLED", "SUPERUSER")
+		for _, u := range res.Users {
+			tb.row(u.Username, u.Email, strconv.FormatBool(u.Enabled), strconv.FormatBool(u.Superuser))
+			if !u.Enabled {
+				tb.tone(2, toneBad)
+			}
+		}
+		return tb.render(w, opts.IO.OutTTY)
+	})
+}
+
+// UserSetEnabledOptions are the flags of `quayctl user disable|enable`.
+type UserSetEnabledOptions struct {
+	IO         *IOStreams
+	Getenv     func(string) string
+	ConfigPath string
+	DataDir    string
+	Username   string
+	Enable     bool
+	Output     string
+}
+
+type userEnabledResult struct {
+	Username string `json:"username"`
+	Enabled  bool   `json:"enabled"`
+	Changed  bool   `json:"changed"`
+}
+
+// NewCmdUserSetEnabled builds `quayctl user enable` (enable) or
+// `quayctl user disable`.
+func NewCmdUserSetEnabled(f *Factory, runF func(*UserSetEnabledOptions) error, enable bool) *cobra.Command {
+	opts := &UserSetEnabledOptions{IO: f.IO, Getenv: f.Getenv, Enable: enable}
+	verb, effect := "disable", "cannot log in, pull or push, and its tokens and robots stop working, until enabled again"
+	if enable {
+		verb, effect = "enable", "can log in again"
+	}
+	cmd := &cobra.Command{
+		Use:   verb + " USERNAME",
+		Short: strings.ToUpper(verb[:1]) + verb[1:] + " a user in the database",
+		Long: `Set user.enabled in the database named by the configuration, as Quay's
+superuser panel does, and write Quay's user_` + verb + ` audit entry. A disabled user
+` + effect + `.
+
+Exit codes: 0 done (or already so), 1 failed (no such user, database
+unreachable), 2 bad flags.`,
+		Example: "  quayctl user " + verb + " alice --config /conf/stack/config.yaml",
+		Args:    exactArgs(1, "USERNAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Username = args[0]
+			if err := checkOutput(opts.Output); err != nil {
+				return err
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return userSetEnabledRun(cmd.Context(), opts)
+		},
+	}
+	storeFlags(cmd, &opts.ConfigPath, &opts.DataDir)
+	addOutputFlag(cmd, &opts.Output)
+	return cmd
+}
+
+func userSetEnabledRun(ctx context.Context, opts *UserSetEnabledOptions) error {
+	st, _, err := openStoreConfig(ctx, opts.IO.ErrOut, opts.ConfigPath, opts.DataDir, opts.Getenv)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	u, err := st.UserByName(ctx, opts.Username)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && (u.Organization || u.Robot)) {
+		return &UserError{Msg: "no user named " + opts.Username, Remedy: "check the name with: quayctl user list"}
+	} else if err != nil {
+		return &UserError{Msg: "cannot look up user " + opts.Username, Err: err}
+	}
+	res := userEnabledResult{Username: u.Username, Enabled: opts.Enable, Changed: u.Enabled != opts.Enable}
+	if res.Changed {
+		if err := st.SetUserEnabled(ctx, u.ID, opts.Enable); err != nil {
+			return &UserError{Msg: "cannot change user " + u.Username, Err: err}
+		}
+		kind := "user_disable"
+		if opts.Enable {
+			kind = "user_enable"
+		}
+		_ = st.Log(ctx, store.LogEntry{Kind: kind, AccountID: u.ID, Metadata: map[string]any{"username": u.Username, "source": "quayctl user"}})
+	}
+	return render(opts.IO.Out, opts.Output, res, func(w io.Writer) error {
+		state := map[bool]string{true: "enabled", false: "disabled"}[res.Enabled]
+		if !res.Changed {
+			_, err := fmt.Fprintf(w, "User %s is already %s.\n", res.Username, state)
+			return err
+		}
+		_, err := fmt.Fprintf(w, "User %s is now %s.\n", res.Username, state)
+		return err
+	})
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/quayctl/quayctl/registry/storage"
 	"github.com/quayctl/quayctl/registry/storage/local"
+	"github.com/quayctl/quayctl/registry/storage/s3"
 )
 
 // factory builds one driver from its parameters.
@@ -24,15 +25,26 @@ var supported = map[string]factory{
 		}
 		return d, nil
 	},
+	s3.NameS3:      newS3(s3.NameS3),
+	s3.NameRadosGW: newS3(s3.NameRadosGW),
+	s3.NameRHOCS:   newS3(s3.NameRHOCS),
+}
+
+// newS3 builds the S3-compatible driver under one of its Quay names.
+func newS3(name string) factory {
+	return func(ctx context.Context, params map[string]any) (storage.Driver, error) {
+		d, err := s3.New(ctx, name, params)
+		if err != nil {
+			return nil, err
+		}
+		return d, nil
+	}
 }
 
 // quayOnly lists the other driver names Quay accepts in
 // DISTRIBUTED_STORAGE_CONFIG; quayctl recognises them so a config written for
 // Quay gets "not supported yet" instead of "unknown".
 var quayOnly = []string{
-	"S3Storage",
-	"RadosGWStorage",
-	"RHOCSStorage",
 	"GoogleCloudStorage",
 	"AzureStorage",
 	"SwiftStorage",

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/quayctl/quayctl/registry/storage/local"
+	"github.com/quayctl/quayctl/registry/storage/s3"
 )
 
 func TestNew(t *testing.T) {
@@ -21,9 +22,11 @@ func TestNew(t *testing.T) {
 	}{
 		{"local", "LocalStorage", map[string]any{"storage_path": root}, nil, true, true},
 		{"local without path", "LocalStorage", map[string]any{}, "storage_path is required", true, true},
-		{"s3", "S3Storage", map[string]any{"s3_bucket": "b"}, NotSupportedError{}, true, false},
-		{"radosgw", "RadosGWStorage", nil, NotSupportedError{}, true, false},
-		{"rhocs", "RHOCSStorage", nil, NotSupportedError{}, true, false},
+		{"s3", "S3Storage", map[string]any{"storage_path": "/r", "s3_bucket": "b", "endpoint_url": "http://127.0.0.1:1", "s3_access_key": "a", "s3_secret_key": "s"}, nil, true, true},
+		{"s3 without bucket", "S3Storage", map[string]any{"storage_path": "/r"}, "s3_bucket is required", true, true},
+		{"radosgw", "RadosGWStorage", map[string]any{"hostname": "rgw", "is_secure": false, "storage_path": "/r", "access_key": "a", "secret_key": "s", "bucket_name": "b"}, nil, true, true},
+		{"radosgw without bucket", "RadosGWStorage", map[string]any{"storage_path": "/r"}, "bucket_name is required", true, true},
+		{"rhocs", "RHOCSStorage", map[string]any{"hostname": "s3.openshift-storage.svc", "is_secure": true, "storage_path": "/r", "access_key": "a", "secret_key": "s", "bucket_name": "b"}, nil, true, true},
 		{"gcs", "GoogleCloudStorage", nil, NotSupportedError{}, true, false},
 		{"azure", "AzureStorage", nil, NotSupportedError{}, true, false},
 		{"swift", "SwiftStorage", nil, NotSupportedError{}, true, false},
@@ -53,15 +56,17 @@ func TestNew(t *testing.T) {
 				if d.Name() != tc.driver {
 					t.Errorf("Name() = %q", d.Name())
 				}
-				if _, ok := d.(*local.Driver); !ok {
-					t.Errorf("New returned %T", d)
+				_, isLocal := d.(*local.Driver)
+				_, isS3 := d.(*s3.Driver)
+				if isLocal != (tc.driver == local.DriverName) || isS3 == isLocal {
+					t.Errorf("New(%s) returned %T", tc.driver, d)
 				}
 			case NotSupportedError:
 				var ns NotSupportedError
 				if !errors.As(err, &ns) || ns.Driver != tc.driver {
 					t.Fatalf("err = %v, want NotSupportedError", err)
 				}
-				wantMsg := "storage driver " + tc.driver + " is a Quay driver that quayctl does not support yet; use LocalStorage"
+				wantMsg := "storage driver " + tc.driver + " is a Quay driver that quayctl does not support yet; use LocalStorage or RHOCSStorage or RadosGWStorage or S3Storage"
 				if err.Error() != wantMsg {
 					t.Errorf("message %q, want %q", err, wantMsg)
 				}
