@@ -135,7 +135,16 @@ func NewDatabase(t testing.TB) string {
 	if err := adminExec(ctx, admin, "CREATE DATABASE "+name); err != nil {
 		t.Fatalf("testpg: create database %s: %v", name, err)
 	}
+	mu.Lock()
+	owner := cl
+	mu.Unlock()
 	t.Cleanup(func() {
+		mu.Lock()
+		stopped := owner != nil && cl != owner
+		mu.Unlock()
+		if stopped {
+			return // the test stopped the cluster: the database went with it
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		// FORCE ends connections a test left open (PostgreSQL >= 13).

@@ -9,27 +9,23 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/quayctl/quayctl/collectors"
-	"github.com/quayctl/quayctl/collectors/direct"
-	"github.com/quayctl/quayctl/collectors/openshift"
+	"github.com/quayctl/quayctl/collectors/gather"
+	"github.com/quayctl/quayctl/diag/configcheck"
 	"github.com/quayctl/quayctl/internal/redact"
 	"github.com/quayctl/quayctl/registry/config"
 )
 
-// maxConfigBytes bounds a config.yaml read from a deployment.
-const maxConfigBytes = 16 << 20
-
 // Config sources (--from).
 const (
-	fromAuto    = ""
-	fromPod     = "pod"
-	fromBundle  = "bundle"
-	fromMounted = "mounted"
+	fromAuto    = gather.ConfigFromAuto
+	fromPod     = gather.ConfigFromPod
+	fromBundle  = gather.ConfigFromBundle
+	fromMounted = gather.ConfigFromMounted
 )
 
 // NewCmdConfig builds `quayctl config`.
@@ -117,69 +113,17 @@ func checkFrom(from string, t TargetOptions) error {
 	return flagError{fmt.Errorf("--from %q is not one of pod, bundle, mounted", from)}
 }
 
-// configSecrets is what the OpenShift collector offers beyond ReadFile.
-type configSecrets interface {
-	ConfigBundle(ctx context.Context) (openshift.ConfigSecret, error)
-	MountedConfig(ctx context.Context) (openshift.ConfigSecret, error)
-}
-
 // readDeploymentConfig reads the deployment's config.yaml and says where
 // it came from (for messages; never holds a secret).
 func readDeploymentConfig(ctx context.Context, d collectors.Deployment, from string, errOut io.Writer) ([]byte, string, error) {
-	cs, isOpenShift := d.(configSecrets)
-	if (from == fromBundle || from == fromMounted) && !isOpenShift {
+	if _, ok := d.(gather.ConfigSecrets); (from == fromBundle || from == fromMounted) && !ok {
 		return nil, "", &UserError{Msg: "--from " + from + " reads a Kubernetes secret", Remedy: "use it with --openshift; this is a " + d.Kind() + " deployment"}
 	}
-	secret := func(s openshift.ConfigSecret, err error, what string) ([]byte, string, error) {
-		if err != nil {
-			return nil, "", deploymentError("cannot read "+what, err)
-		}
-		b, ok := s.ConfigYAML()
-		if !ok {
-			return nil, "", &UserError{Msg: fmt.Sprintf("secret %s/%s has no config.yaml", s.Namespace, s.Name), Remedy: "check the QuayRegistry's spec.configBundleSecret"}
-		}
-		return b, fmt.Sprintf("secret %s/%s (%s)", s.Namespace, s.Name, what), nil
-	}
-	switch from {
-	case fromBundle:
-		s, err := cs.ConfigBundle(ctx)
-		return secret(s, err, "the config bundle")
-	case fromMounted:
-		s, err := cs.MountedConfig(ctx)
-		return secret(s, err, "the mounted config")
-	}
-	b, err := readComponentFile(ctx, d, collectors.ComponentQuay, direct.StackConfigPath, maxConfigBytes)
-	if err == nil {
-		src := fmt.Sprintf("%s in the quay component of %s %s", direct.StackConfigPath, d.Kind(), d.Name())
-		if dd, ok := d.(*direct.Deployment); ok {
-			src = dd.ConfigPath()
-		}
-		return b, src, nil
-	}
-	var nr *collectors.NotRunningError
-	if isOpenShift && from == fromAuto && (errors.As(err, &nr) || errors.Is(err, collectors.ErrNotSupported)) {
-		fmt.Fprintf(errOut, "quayctl: no running quay pod (%s); reading the mounted config secret instead\n", redactErr(err))
-		s, serr := cs.MountedConfig(ctx)
-		return secret(s, serr, "the mounted config")
-	}
-	return nil, "", deploymentError("cannot read "+direct.StackConfigPath+" of the quay component", err)
-}
-
-// readComponentFile reads a whole (small) file from a component.
-func readComponentFile(ctx context.Context, d collectors.Deployment, component, path string, limit int64) ([]byte, error) {
-	rc, err := d.ReadFile(ctx, component, path)
+	b, src, err := gather.ReadConfig(ctx, d, from, func(note string) { fmt.Fprintln(errOut, "quayctl: "+note) })
 	if err != nil {
-		return nil, err
+		return nil, "", deploymentError("cannot read the config", err)
 	}
-	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("%s is larger than %d MiB: not a config file", path, limit>>20)
-	}
-	return b, nil
+	return b, src, nil
 }
 
 func configGetRun(ctx context.Context, opts *ConfigGetOptions) error {
@@ -271,24 +215,9 @@ type ConfigValidateOptions struct {
 
 // Validation flavours (--for).
 const (
-	forQuay    = "quay"
-	forQuayctl = "quayctl"
+	forQuay    = configcheck.ForQuay
+	forQuayctl = configcheck.ForQuayctl
 )
-
-// validateResult is the stable JSON/YAML schema of `quayctl config validate`.
-type validateResult struct {
-	Source   string           `json:"source"`
-	For      string           `json:"for"`
-	Valid    bool             `json:"valid"`
-	Errors   int              `json:"errors"`
-	Warnings int              `json:"warnings"`
-	Problems []groupedProblem `json:"problems"`
-}
-
-type groupedProblem struct {
-	Group string `json:"group"`
-	config.Problem
-}
 
 // NewCmdConfigValidate builds `quayctl config validate`.
 func NewCmdConfigValidate(f *Factory, runF func(*ConfigValidateOptions) error) *cobra.Command {
@@ -358,7 +287,7 @@ func configValidateRun(ctx context.Context, opts *ConfigValidateOptions) error {
 	var (
 		raw   []byte
 		src   string
-		files fileProbe
+		files configcheck.FileProbe
 	)
 	switch {
 	case opts.File != "" || opts.Target.Kind == TargetDirect && opts.Target.ConfigPath != "":
@@ -376,7 +305,7 @@ func configValidateRun(ctx context.Context, opts *ConfigValidateOptions) error {
 			}
 			return &UserError{Msg: "cannot read " + path, Err: err}
 		}
-		raw, src, files = b, path, localFiles(filepath.Dir(path))
+		raw, src, files = b, path, configcheck.LocalFiles(filepath.Dir(path))
 	default:
 		d, err := opts.Deployment(ctx)
 		if err != nil {
@@ -387,10 +316,10 @@ func configValidateRun(ctx context.Context, opts *ConfigValidateOptions) error {
 			return err
 		}
 		if opts.From == fromAuto || opts.From == fromPod {
-			files = deploymentFiles(ctx, d)
+			files = gather.DeploymentFiles(ctx, d)
 		}
 	}
-	res, err := validateConfig(raw, src, opts.For, files)
+	res, err := configcheck.Validate(raw, src, opts.For, files)
 	if err != nil {
 		return err
 	}
@@ -405,49 +334,7 @@ func configValidateRun(ctx context.Context, opts *ConfigValidateOptions) error {
 	return nil
 }
 
-// validateConfig runs config.Load over raw (through a temporary file, as
-// Load reads files) and adapts the problems to opts.For.
-func validateConfig(raw []byte, src, flavour string, files fileProbe) (validateResult, error) {
-	res := validateResult{Source: src, For: flavour}
-	dir, err := os.MkdirTemp("", "quayctl-validate-")
-	if err != nil {
-		return res, err
-	}
-	defer os.RemoveAll(dir)
-	path := filepath.Join(dir, "config.yaml")
-	if err := os.WriteFile(path, raw, 0o600); err != nil {
-		return res, err
-	}
-	var ps []config.Problem
-	cfg, _, err := config.Load(config.LoadOptions{Path: path, DataDir: dir, Env: func(string) string { return "" }})
-	var ve *config.ValidationError
-	switch {
-	case errors.As(err, &ve):
-		ps = ve.Problems
-	case err != nil:
-		msg := strings.ReplaceAll(redactErr(err), path, "config.yaml")
-		ps = []config.Problem{{Key: "config.yaml", Message: msg, Fix: "fix the YAML syntax at the line named", Severity: config.SeverityError}}
-	default:
-		ps = cfg.Warnings()
-	}
-	var rawMap map[string]any
-	_ = yaml.Unmarshal(raw, &rawMap)
-	if flavour == forQuay {
-		ps = quayProblems(rawMap, ps, files)
-	}
-	res.Problems = groupProblems(ps)
-	for _, p := range res.Problems {
-		if p.Severity == config.SeverityError {
-			res.Errors++
-		} else {
-			res.Warnings++
-		}
-	}
-	res.Valid = res.Errors == 0
-	return res, nil
-}
-
-func validateHuman(w io.Writer, tty bool, res validateResult) error {
+func validateHuman(w io.Writer, tty bool, res configcheck.Result) error {
 	verdict := "valid"
 	if !res.Valid {
 		verdict = "INVALID"

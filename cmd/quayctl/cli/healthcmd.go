@@ -17,10 +17,10 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/quayctl/quayctl/collectors"
 	"github.com/quayctl/quayctl/collectors/direct"
+	"github.com/quayctl/quayctl/collectors/gather"
 )
 
 // Quay's health endpoints (troubleshooting guide, chapter 5).
@@ -179,64 +179,32 @@ func healthBaseURL(ctx context.Context, opts *HealthOptions) (*url.URL, error) {
 	if err != nil {
 		return nil, err
 	}
-	if dd, ok := d.(*direct.Deployment); ok && dd.URL() != nil {
-		return dd.URL(), nil
+	u, src, err := gather.RegistryURL(ctx, d, "", func() ([]byte, string, error) {
+		return readDeploymentConfig(ctx, d, fromAuto, opts.IO.ErrOut)
+	})
+	var nk *gather.URLNotKnownError
+	if errors.As(err, &nk) {
+		return nil, &UserError{Msg: "cannot tell the registry's URL", Err: errors.New(nk.Reason), Remedy: "pass it with --url https://quay.example.com"}
 	}
-	if rs, ok := d.(registryStatuser); ok {
-		if st, err := rs.Status(ctx); err == nil && st.RegistryEndpoint != "" {
-			if u, err := direct.ParseURL(st.RegistryEndpoint); err == nil {
-				return u, nil
-			}
-		}
-	}
-	raw, src, err := readDeploymentConfig(ctx, d, fromAuto, opts.IO.ErrOut)
 	if err != nil {
-		return nil, &UserError{Msg: "cannot tell the registry's URL", Err: err, Remedy: "pass it with --url https://quay.example.com"}
+		return nil, err
 	}
-	var cfg struct {
-		Host   string `yaml:"SERVER_HOSTNAME"`
-		Scheme string `yaml:"PREFERRED_URL_SCHEME"`
+	if strings.HasPrefix(src, "SERVER_HOSTNAME") {
+		fmt.Fprintf(opts.IO.ErrOut, "quayctl: checking %s (%s; --url overrides)\n", u, src)
 	}
-	_ = yaml.Unmarshal(raw, &cfg)
-	if strings.TrimSpace(cfg.Host) == "" {
-		return nil, &UserError{Msg: "cannot tell the registry's URL: " + src + " has no SERVER_HOSTNAME", Remedy: "pass it with --url https://quay.example.com"}
-	}
-	scheme := cfg.Scheme
-	if scheme != "https" {
-		scheme = "http"
-	}
-	u, err := direct.ParseURL(scheme + "://" + strings.TrimSpace(cfg.Host))
-	if err != nil {
-		return nil, &UserError{Msg: "cannot tell the registry's URL: SERVER_HOSTNAME in " + src + " is not a host name", Err: err, Remedy: "pass it with --url"}
-	}
-	fmt.Fprintf(opts.IO.ErrOut, "quayctl: checking %s (SERVER_HOSTNAME of %s; --url overrides)\n", u, src)
 	return u, nil
 }
 
-// maxHealthBytes bounds a health answer.
-const maxHealthBytes = 1 << 20
-
 func fetchHealth(ctx context.Context, client *http.Client, base *url.URL, ep string) (endpointHealth, error) {
-	u := base.JoinPath("health", ep)
-	eh := endpointHealth{Endpoint: ep, URL: u.String()}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	a, body, err := gather.FetchHealth(ctx, client, base, ep)
+	eh := endpointHealth{Endpoint: ep, URL: a.URL}
 	if err != nil {
-		return eh, err
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := client.Do(req)
-	if err != nil {
-		if errors.Is(err, context.Canceled) {
+		if errors.Is(err, context.Canceled) || a.HTTPStatus != 0 {
 			return eh, err
 		}
-		return eh, reachError(u.String(), err)
+		return eh, reachError(a.URL, err)
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxHealthBytes))
-	if err != nil {
-		return eh, &UserError{Msg: "reading " + u.String(), Err: err}
-	}
-	eh.HTTPStatus, eh.raw = resp.StatusCode, body
+	eh.HTTPStatus, eh.raw = a.HTTPStatus, body
 	var doc struct {
 		Data struct {
 			Services map[string]bool `json:"services"`
@@ -245,7 +213,7 @@ func fetchHealth(ctx context.Context, client *http.Client, base *url.URL, ep str
 	}
 	if err := json.Unmarshal(body, &doc); err != nil || doc.StatusCode == nil {
 		return eh, &UserError{
-			Msg:    fmt.Sprintf("%s did not answer Quay's health JSON (HTTP %d, %s)", u, resp.StatusCode, describeBody(resp.Header.Get("Content-Type"), body)),
+			Msg:    fmt.Sprintf("%s did not answer Quay's health JSON (HTTP %d, %s)", a.URL, a.HTTPStatus, describeBody(a.ContentType, body)),
 			Remedy: "check that --url is the registry's base URL (not a route to something else)",
 		}
 	}
@@ -253,7 +221,7 @@ func fetchHealth(ctx context.Context, client *http.Client, base *url.URL, ep str
 	if eh.Services == nil {
 		eh.Services = map[string]bool{}
 	}
-	eh.Healthy = resp.StatusCode == http.StatusOK && eh.StatusCode == http.StatusOK
+	eh.Healthy = a.HTTPStatus == http.StatusOK && eh.StatusCode == http.StatusOK
 	for _, ok := range eh.Services {
 		eh.Healthy = eh.Healthy && ok
 	}

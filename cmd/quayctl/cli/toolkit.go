@@ -15,13 +15,16 @@ func addToolkitCommands(root *cobra.Command, f *Factory) {
 		NewCmdConfig(f),
 		NewCmdHealth(f, nil),
 		NewCmdDebug(f, nil),
+		NewCmdDiagnose(f, nil),
 	)
 	db := findSubcommand(root, "db")
 	if db == nil {
 		db = groupCmd(&cobra.Command{Use: "db", Short: "Database tools"})
 		root.AddCommand(db)
 	}
-	db.AddCommand(NewCmdDBConf(f, nil))
+	db.AddCommand(NewCmdDBConf(f, nil), NewCmdDBActivity(f, nil), NewCmdDBUsers(f, nil))
+	db.AddCommand(NewCmdDBCheck(f, nil))
+	addStorageCommands(root, f)
 }
 
 // findSubcommand returns the direct subcommand of parent named name.

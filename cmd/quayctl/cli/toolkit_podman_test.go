@@ -7,9 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -36,7 +34,7 @@ func TestToolkitPodman(t *testing.T) {
 		defer cancel()
 		_ = env.Command(ctx, "rm", "--all", "--force", "--time", "0").Run()
 	})
-	bin := buildQuayctl(t)
+	bin := testpodman.BuildQuayctl(t)
 	const image = "localhost/quayctl:toolkit-test"
 	env.BuildScratchImage(t, image, map[string][]byte{
 		"quayctl":           bin,
@@ -202,29 +200,4 @@ func waitFor(t *testing.T, d time.Duration, ok func() bool) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-// buildQuayctl builds this module's static quayctl binary.
-func buildQuayctl(t *testing.T) []byte {
-	t.Helper()
-	root, err := filepath.Abs("../../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(t.TempDir(), "quayctl")
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	cmd := exec.Command(goBin, "build", "-tags", "remote exclude_graphdriver_btrfs btrfs_noversion exclude_graphdriver_devicemapper containers_image_openpgp", "-o", out, "./cmd/quayctl")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/quayctl: %v\n%s", err, b)
-	}
-	b, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }

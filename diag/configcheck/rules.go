@@ -1,13 +1,11 @@
-package cli
+package configcheck
 
-// The rules that make `config validate` judge a file as Red Hat Quay reads
-// it rather than as quayctl serve does. registry/config validates for the
-// server; this adapts its problems and adds what only Quay needs (Redis,
-// TLS files, authentication backends, feature prerequisites). They could
-// move into registry/config as a "for Quay" mode.
+// The rules that judge a file as Red Hat Quay reads it rather than as
+// quayctl serve does. registry/config validates for the server; this adapts
+// its problems and adds what only Quay needs (Redis, TLS files,
+// authentication backends, feature prerequisites).
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -17,7 +15,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/quayctl/quayctl/collectors"
 	"github.com/quayctl/quayctl/registry/config"
 )
 
@@ -69,10 +66,10 @@ func fieldGroup(key string) string {
 
 // groupProblems sorts problems by field group (errors before warnings
 // within a group), keeping each group's order otherwise.
-func groupProblems(ps []config.Problem) []groupedProblem {
-	out := make([]groupedProblem, 0, len(ps))
+func groupProblems(ps []config.Problem) []GroupedProblem {
+	out := make([]GroupedProblem, 0, len(ps))
 	for _, p := range ps {
-		out = append(out, groupedProblem{Group: fieldGroup(p.Key), Problem: p})
+		out = append(out, GroupedProblem{Group: fieldGroup(p.Key), Problem: p})
 	}
 	sort.SliceStable(out, func(i, j int) bool {
 		gi, gj := slices.Index(groupOrder, out[i].Group), slices.Index(groupOrder, out[j].Group)
@@ -84,27 +81,15 @@ func groupProblems(ps []config.Problem) []groupedProblem {
 	return out
 }
 
-// fileProbe reports whether a file next to config.yaml exists; known is
+// FileProbe reports whether a file next to config.yaml exists; known is
 // false when it cannot be told (the check is then skipped).
-type fileProbe func(name string) (exists, known bool)
+type FileProbe func(name string) (exists, known bool)
 
-// localFiles probes a local directory (a config bundle on disk).
-func localFiles(dir string) fileProbe {
+// LocalFiles probes a local directory (a config bundle on disk).
+func LocalFiles(dir string) FileProbe {
 	return func(name string) (bool, bool) {
 		_, err := os.Stat(filepath.Join(dir, name))
 		if err == nil {
-			return true, true
-		}
-		return false, errors.Is(err, fs.ErrNotExist)
-	}
-}
-
-// deploymentFiles probes /conf/stack in the quay component.
-func deploymentFiles(ctx context.Context, d collectors.Deployment) fileProbe {
-	return func(name string) (bool, bool) {
-		rc, err := d.ReadFile(ctx, collectors.ComponentQuay, "/conf/stack/"+name)
-		if err == nil {
-			rc.Close()
 			return true, true
 		}
 		return false, errors.Is(err, fs.ErrNotExist)
@@ -123,7 +108,7 @@ func serveOnly(p config.Problem) bool {
 
 // quayProblems adapts quayctl serve's problems to Quay and adds Quay's own
 // rules. raw is the parsed file (nil when it is not YAML).
-func quayProblems(raw map[string]any, ps []config.Problem, files fileProbe) []config.Problem {
+func quayProblems(raw map[string]any, ps []config.Problem, files FileProbe) []config.Problem {
 	var out []config.Problem
 	for _, p := range ps {
 		if serveOnly(p) {
@@ -216,7 +201,7 @@ func (r *quayRules) redis() {
 
 // tls: Quay serves HTTPS itself exactly when ssl.key exists next to
 // config.yaml; PREFERRED_URL_SCHEME says which URLs it hands out.
-func (r *quayRules) tls(files fileProbe) {
+func (r *quayRules) tls(files FileProbe) {
 	if files == nil {
 		return
 	}
@@ -380,4 +365,11 @@ func (r *quayRules) logsModel() {
 		}
 	}
 	r.errorf("LOGS_MODEL_CONFIG", "add LOGS_MODEL_CONFIG with "+strings.Join(need, " or "), "is required with LOGS_MODEL %s", model)
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }

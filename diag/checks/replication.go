@@ -1,0 +1,186 @@
+package checks
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/quayctl/quayctl/diag"
+)
+
+// Geo-replication checks (troubleshooting guide chapter 6.4).
+var (
+	replicationPlacementCheck = diag.Check{ID: "geo-replication.placement", Area: AreaReplication, Doc: doc("geo-replication-placement"),
+		Title: "blobs and bytes the database places in each location (imagestorageplacement), and blobs not yet in a DISTRIBUTED_STORAGE_DEFAULT_LOCATIONS location"}
+	replicationSampleCheck = diag.Check{ID: "geo-replication.sample", Area: AreaReplication, Doc: doc("geo-replication-sample"),
+		Title: "a sample of the blobs the database places in each location is really in that location's storage"}
+)
+
+var replicationChecks = []diag.Check{
+	replicationPlacementCheck.With(checkReplicationPlacement),
+	replicationSampleCheck.With(checkReplicationSample),
+}
+
+// replicationPlacement is database/placement.json (dbtools/diagnostics
+// PlacementReport), the fields the checks read.
+type replicationPlacement struct {
+	Locations []struct {
+		Name  string `json:"name"`
+		Blobs int64  `json:"blobs"`
+		Bytes int64  `json:"bytes"`
+	} `json:"locations"`
+	TotalBlobs    int64 `json:"total_blobs"`
+	TotalBytes    int64 `json:"total_bytes"`
+	UnplacedBlobs int64 `json:"unplaced_blobs"`
+}
+
+// replicationMaxEvidence bounds the checksums listed as evidence.
+const replicationMaxEvidence = 10
+
+// replicationEnabled reads FEATURE_STORAGE_REPLICATION; the findings say
+// so when it is off or the config is unreadable.
+func replicationEnabled(ctx context.Context, c diag.Check, f diag.Facts) (map[string]any, bool, []diag.Finding) {
+	cfg, err := storageConfig(ctx, f)
+	if err != nil {
+		return nil, false, []diag.Finding{c.FactError(diag.FactConfig, err)}
+	}
+	if !storageTrue(cfg["FEATURE_STORAGE_REPLICATION"]) {
+		return cfg, false, nil
+	}
+	return cfg, true, nil
+}
+
+func checkReplicationPlacement(ctx context.Context, f diag.Facts) []diag.Finding {
+	c := replicationPlacementCheck
+	cfg, on, out := replicationEnabled(ctx, c, f)
+	if out != nil {
+		return out
+	}
+	if !on {
+		return []diag.Finding{c.Finding(diag.Info, "geo-replication is not enabled (FEATURE_STORAGE_REPLICATION is not true)")}
+	}
+	pl, err := diag.GetJSON[replicationPlacement](ctx, f, diag.FactDBPlacement)
+	if err != nil {
+		fd := c.FactError(diag.FactDBPlacement, err)
+		if fd.Severity == diag.Warn {
+			fd.Remedy = "the placements come from the database: quayctl diagnose --only database"
+		}
+		return []diag.Finding{fd}
+	}
+	var configured []string
+	if raw, ok := cfg["DISTRIBUTED_STORAGE_CONFIG"].(map[string]any); ok {
+		for n := range raw {
+			configured = append(configured, n)
+		}
+	}
+	sort.Strings(configured)
+	defaults := storageList(cfg["DISTRIBUTED_STORAGE_DEFAULT_LOCATIONS"])
+	type share struct{ blobs, bytes int64 }
+	placed := map[string]share{}
+	for _, l := range pl.Locations {
+		placed[l.Name] = share{l.Blobs, l.Bytes}
+	}
+	// Blobs placed somewhere: the ones replication should copy to every
+	// default location. Unplaced rows are pushes that never finished.
+	want := pl.TotalBlobs - pl.UnplacedBlobs
+	for _, loc := range configured {
+		s := placed[loc]
+		fd := c.Finding(diag.OK, "")
+		fd.Subject = loc
+		fd.Evidence = []string{
+			fmt.Sprintf("%s: %d blobs, %s", loc, s.blobs, replicationBytes(s.bytes)),
+			fmt.Sprintf("all locations: %d blobs placed (%d rows in imagestorage, %d without a placement), %s", want, pl.TotalBlobs, pl.UnplacedBlobs, replicationBytes(pl.TotalBytes)),
+		}
+		switch {
+		case slices.Contains(defaults, loc) && s.blobs < want:
+			backlog := want - s.blobs
+			fd.Severity = diag.Warn
+			fd.Title = fmt.Sprintf("%s lacks %d of %d blobs: replication to this default location is behind", loc, backlog, want)
+			fd.Remedy = fmt.Sprintf("the storagereplication worker copies blobs to every DISTRIBUTED_STORAGE_DEFAULT_LOCATIONS location: check it runs (quayctl logs quay, look for storagereplication), that %s is writable (quayctl storage probe --location %s), and run this again to see the backlog shrink", loc, loc)
+		case slices.Contains(defaults, loc):
+			fd.Title = fmt.Sprintf("%s holds all %d placed blobs (%s)", loc, s.blobs, replicationBytes(s.bytes))
+		default:
+			fd.Title = fmt.Sprintf("%s holds %d blobs (%s); it is not a default location, so only namespaces that choose it replicate there", loc, s.blobs, replicationBytes(s.bytes))
+		}
+		out = append(out, fd)
+	}
+	for _, l := range pl.Locations {
+		if l.Blobs == 0 || slices.Contains(configured, l.Name) {
+			continue
+		}
+		fd := c.Finding(diag.Warn, fmt.Sprintf("the database places %d blobs in %s, which DISTRIBUTED_STORAGE_CONFIG does not configure", l.Blobs, l.Name))
+		fd.Subject = l.Name
+		fd.Evidence = []string{fmt.Sprintf("%s: %d blobs, %s", l.Name, l.Blobs, replicationBytes(l.Bytes)), "DISTRIBUTED_STORAGE_CONFIG has: " + strings.Join(configured, ", ")}
+		fd.Remedy = fmt.Sprintf("pulls of blobs held only in %s fail: configure the location again (same name), or make sure the other locations hold those blobs before removing it", l.Name)
+		out = append(out, fd)
+	}
+	if len(defaults) == 0 {
+		fd := c.Finding(diag.Info, "DISTRIBUTED_STORAGE_DEFAULT_LOCATIONS is empty: blobs are replicated only to the locations namespaces choose")
+		fd.Remedy = "list the locations every blob must reach in DISTRIBUTED_STORAGE_DEFAULT_LOCATIONS"
+		out = append(out, fd)
+	}
+	return out
+}
+
+// replicationBytes prints a byte count in binary units.
+func replicationBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 5; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+func checkReplicationSample(ctx context.Context, f diag.Facts) []diag.Finding {
+	c := replicationSampleCheck
+	_, on, out := replicationEnabled(ctx, c, f)
+	if out != nil || !on {
+		return out // the placement check says that it is off
+	}
+	locs, err := diag.GetJSON[[]string](ctx, f, diag.FactStorageLocations)
+	if err != nil {
+		return []diag.Finding{c.FactError(diag.FactStorageLocations, err)}
+	}
+	for _, loc := range locs {
+		name := diag.FactStorageSample(loc)
+		s, err := diag.GetJSON[diag.StorageSample](ctx, f, name)
+		if err != nil {
+			fd := c.FactError(name, err)
+			fd.Subject = loc
+			out = append(out, fd)
+			continue
+		}
+		fd := c.Finding(diag.OK, "")
+		fd.Subject = loc
+		switch {
+		case len(s.Missing) > 0:
+			fd.Severity = diag.Fail
+			fd.Title = fmt.Sprintf("%s: %d of %d sampled blobs the database places here are missing from its storage", loc, len(s.Missing), s.Checked)
+			shown := s.Missing
+			if len(shown) > replicationMaxEvidence {
+				shown = shown[:replicationMaxEvidence]
+			}
+			for _, m := range shown {
+				fd.Evidence = append(fd.Evidence, "missing: "+m)
+			}
+			if len(s.Missing) > len(shown) {
+				fd.Evidence = append(fd.Evidence, fmt.Sprintf("… and %d more", len(s.Missing)-len(shown)))
+			}
+			fd.Remedy = "pulls fall back to another location that holds these blobs, and fail where none does; the database's placement is wrong: copy each blob (sha256/<first two hex>/<hex>) from a location that has it, or find what deleted it (storage lifecycle rules, a manual cleanup); troubleshooting guide 6.4"
+		case s.Checked == 0:
+			fd.Severity = diag.Info
+			fd.Title = fmt.Sprintf("%s: no sampled blob is placed here, nothing to compare", loc)
+		default:
+			fd.Title = fmt.Sprintf("%s: all %d sampled blobs the database places here are in storage", loc, s.Checked)
+		}
+		out = append(out, fd)
+	}
+	return out
+}
