@@ -19,155 +19,20 @@ import (
 	"golang.org/x/crypto/bcrypt"
 	_ "modernc.org/sqlite"
 
+	"github.com/quayctl/quayctl/dbtools/diagnostics/diagtest"
 	"github.com/quayctl/quayctl/internal/testpg"
 	"github.com/quayctl/quayctl/registry/store"
 )
 
 // Quay's real schema: testdata/quay/quay-schema-sqlite.sql (shared) and
 // quay-seed-data-sqlite.sql are Quay's own SQLite dump (quay/quay
-// internal/dal/schema/sqlite, the same files registry/store tests use).
-// On SQLite they load as they are; for PostgreSQL, quayPostgresDDL converts
-// them the way Quay's Alembic migrations lay the tables out there.
+// internal/dal/schema/sqlite, the same files registry/store tests use). On
+// SQLite they load as they are; on PostgreSQL diagtest.QuayDatabase
+// converts them the way Quay's Alembic migrations lay the tables out.
 const (
 	quaySchemaFile = "../../testdata/quay/quay-schema-sqlite.sql"
 	quaySeedFile   = "../../testdata/quay/quay-seed-data-sqlite.sql"
 )
-
-// bigIDTables have BIGINT ids on PostgreSQL (quay-facts §1.1).
-var bigIDTables = map[string]bool{"logentry3": true, "uploadedblob": true, "manifestblob": true}
-
-var (
-	createTableRE = regexp.MustCompile(`(?is)^CREATE TABLE (?:IF NOT EXISTS )?"?([a-z0-9_]+)"?\s*\((.*)\)$`)
-	insertRE      = regexp.MustCompile(`(?s)^INSERT INTO "?([a-z0-9_]+)"? VALUES\((.*)\)$`)
-	refUserRE     = regexp.MustCompile(`REFERENCES user\b`)
-	onUserRE      = regexp.MustCompile(`\bON user\s*\(`)
-	boolDefaultRE = regexp.MustCompile(`(?i)DEFAULT\s+\(?'?([01])'?\)?`)
-)
-
-// splitTop splits s at sep outside parentheses and single quotes.
-func splitTop(s string, sep byte) []string {
-	var out []string
-	depth, start := 0, 0
-	inQuote := false
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case inQuote:
-			if c == '\'' {
-				inQuote = false
-			}
-		case c == '\'':
-			inQuote = true
-		case c == '(':
-			depth++
-		case c == ')':
-			depth--
-		case c == sep && depth == 0:
-			out = append(out, s[start:i])
-			start = i + 1
-		}
-	}
-	return append(out, s[start:])
-}
-
-// statements splits a SQL dump into statements ending with ";" at a line end.
-func statements(sqlText string) []string {
-	var out []string
-	for _, st := range strings.Split(sqlText, ";\n") {
-		if st = strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(st), ";")); st != "" {
-			out = append(out, st)
-		}
-	}
-	return out
-}
-
-// quayPostgresDDL converts Quay's SQLite schema and enum rows to PostgreSQL:
-// SERIAL/BIGSERIAL ids, TIMESTAMP for DATETIME, BYTEA for BLOB, boolean
-// defaults and values as true/false, "user" quoted, and foreign keys added
-// after every table exists (the dump orders tables by creation history, not
-// dependency). Sequences are moved past the seeded ids.
-func quayPostgresDDL(t testing.TB) []string {
-	t.Helper()
-	schema, err := os.ReadFile(quaySchemaFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	seed, err := os.ReadFile(quaySeedFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var creates, indexes, fks, inserts, sequences []string
-	boolCols := map[string][]bool{} // table -> per column position: is BOOLEAN
-	for _, st := range statements(string(schema)) {
-		m := createTableRE.FindStringSubmatch(st)
-		if m == nil {
-			st = onUserRE.ReplaceAllString(st, `ON "user" (`)
-			indexes = append(indexes, st)
-			continue
-		}
-		table, body := m[1], m[2]
-		var cols []string
-		for _, item := range splitTop(body, ',') {
-			item = strings.TrimSpace(item)
-			upper := strings.ToUpper(item)
-			switch {
-			case strings.HasPrefix(upper, "CONSTRAINT") && strings.Contains(upper, "FOREIGN KEY"):
-				fks = append(fks, fmt.Sprintf(`ALTER TABLE %q ADD %s`, table, refUserRE.ReplaceAllString(item, `REFERENCES "user"`)))
-				continue
-			case strings.HasPrefix(upper, "CONSTRAINT"), strings.HasPrefix(upper, "PRIMARY KEY"), strings.HasPrefix(upper, "UNIQUE"):
-				cols = append(cols, item)
-				continue
-			}
-			fields := strings.Fields(item)
-			name, typ := strings.Trim(fields[0], `"`), strings.ToUpper(fields[1])
-			rest := strings.Join(fields[2:], " ")
-			boolCols[table] = append(boolCols[table], typ == "BOOLEAN")
-			switch {
-			case name == "id" && (typ == "INTEGER" || typ == "BIGINT"):
-				if typ == "BIGINT" || bigIDTables[table] {
-					typ = "BIGSERIAL"
-				} else {
-					typ = "SERIAL"
-				}
-			case typ == "DATETIME":
-				typ = "TIMESTAMP WITHOUT TIME ZONE"
-			case typ == "BLOB":
-				typ = "BYTEA"
-			case typ == "BOOLEAN":
-				rest = boolDefaultRE.ReplaceAllStringFunc(rest, func(s string) string {
-					if boolDefaultRE.FindStringSubmatch(s)[1] == "1" {
-						return "DEFAULT true"
-					}
-					return "DEFAULT false"
-				})
-			}
-			cols = append(cols, strings.TrimSpace(fmt.Sprintf("%q %s %s", name, typ, rest)))
-		}
-		creates = append(creates, fmt.Sprintf("CREATE TABLE %q (\n\t%s\n)", table, strings.Join(cols, ",\n\t")))
-		if strings.Contains(body, "PRIMARY KEY (id)") {
-			sequences = append(sequences, fmt.Sprintf(`SELECT setval(pg_get_serial_sequence('%q', 'id'), COALESCE((SELECT max(id) FROM %q), 0) + 1, false)`, table, table))
-		}
-	}
-	for _, st := range statements(string(seed)) {
-		m := insertRE.FindStringSubmatch(st)
-		if m == nil {
-			t.Fatalf("unexpected seed statement %q", st)
-		}
-		table, vals := m[1], splitTop(m[2], ',')
-		for i, v := range vals {
-			v = strings.TrimSpace(v)
-			if i < len(boolCols[table]) && boolCols[table][i] {
-				v = map[string]string{"0": "false", "1": "true"}[v]
-			}
-			vals[i] = v
-		}
-		inserts = append(inserts, fmt.Sprintf("INSERT INTO %q VALUES (%s)", table, strings.Join(vals, ", ")))
-	}
-	out := append(creates, indexes...)
-	out = append(out, fks...)
-	out = append(out, inserts...)
-	return append(out, sequences...)
-}
 
 // fixture is a database holding Quay's schema, with helpers to add
 // accounts and read them back.
@@ -362,13 +227,8 @@ func dbNameOf(uri string) string {
 // quayPG is a PostgreSQL database in Quay's real schema.
 func quayPG(t testing.TB) *fixture {
 	t.Helper()
-	uri := testpg.NewDatabase(t)
+	uri := diagtest.QuayDatabase(t)
 	db := openSQL(t, "pgx", uri)
-	for _, st := range quayPostgresDDL(t) {
-		if _, err := db.Exec(st); err != nil {
-			t.Fatalf("load Quay's schema into PostgreSQL: %v\n%s", err, st)
-		}
-	}
 	return &fixture{name: "quay-schema/postgresql", uri: uri, db: db, pg: true, pgURI: uri, dbName: dbNameOf(uri)}
 }
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"github.com/quayctl/quayctl/collectors"
 	"github.com/quayctl/quayctl/diag"
 )
@@ -292,9 +293,9 @@ func checkContainersOOM(ctx context.Context, f diag.Facts) []diag.Finding {
 func containersMemoryLine(st collectors.Stats) string {
 	limit := "no limit"
 	if st.MemoryLimitBytes > 0 {
-		limit = "limit " + containersBytes(st.MemoryLimitBytes)
+		limit = "limit " + humanize.IBytes(st.MemoryLimitBytes)
 	}
-	return fmt.Sprintf("memory: %s (%s), CPU %.1f%%", containersBytes(st.MemoryBytes), limit, st.CPUPercent)
+	return fmt.Sprintf("memory: %s (%s), CPU %.1f%%", humanize.IBytes(st.MemoryBytes), limit, st.CPUPercent)
 }
 
 func checkContainersResources(ctx context.Context, f diag.Facts) []diag.Finding {
@@ -336,7 +337,7 @@ func checkContainersResources(ctx context.Context, f diag.Facts) []diag.Finding 
 			sev = diag.Fail
 		}
 		fd := c.Finding(containersSeverity(x.Name, sev), fmt.Sprintf("%s uses %.0f%% of its memory limit (%s of %s)",
-			containersLabel(x), pct, containersBytes(st.MemoryBytes), containersBytes(st.MemoryLimitBytes)))
+			containersLabel(x), pct, humanize.IBytes(st.MemoryBytes), humanize.IBytes(st.MemoryLimitBytes)))
 		fd.Subject = x.Name
 		fd.Evidence = []string{containersMemoryLine(st)}
 		if st.PIDs > 0 {
@@ -346,20 +347,6 @@ func checkContainersResources(ctx context.Context, f diag.Facts) []diag.Finding 
 		out = append(out, fd)
 	}
 	return out
-}
-
-// containersBytes is n in binary units ("7.4 GiB").
-func containersBytes(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // containersRegistry is the part of openshift/quayregistry.json (the

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"github.com/quayctl/quayctl/diag"
 )
 
@@ -326,12 +327,12 @@ func checkDBDisk(ctx context.Context, f diag.Facts) []diag.Finding {
 	sizes, fs, ok := dbFact[dbSizesFact](ctx, f, c, diag.FactDBSizes)
 	out = append(out, fs...)
 	if ok {
-		fd := c.Finding(diag.Info, fmt.Sprintf("database %s is %s", sizes.Database, iec(sizes.DatabaseSizeBytes)))
+		fd := c.Finding(diag.Info, fmt.Sprintf("database %s is %s", sizes.Database, humanize.IBytes(uint64(sizes.DatabaseSizeBytes))))
 		for i, t := range sizes.Tables {
 			if i == 5 {
 				break
 			}
-			fd.Evidence = append(fd.Evidence, fmt.Sprintf("%s: %s", t.Name, iec(t.TotalBytes)))
+			fd.Evidence = append(fd.Evidence, fmt.Sprintf("%s: %s", t.Name, humanize.IBytes(uint64(t.TotalBytes))))
 		}
 		out = append(out, fd)
 	}
@@ -344,7 +345,7 @@ func checkDBDisk(ctx context.Context, f diag.Facts) []diag.Finding {
 		return append(out, fe)
 	}
 	for _, line := range dfLines(string(b)) {
-		fd := c.Finding(diag.OK, fmt.Sprintf("database volume %s is %d%% full (%s free)", line.mount, line.usedPercent, iec(line.availBytes)))
+		fd := c.Finding(diag.OK, fmt.Sprintf("database volume %s is %d%% full (%s free)", line.mount, line.usedPercent, humanize.IBytes(uint64(line.availBytes))))
 		fd.Evidence = []string{line.raw}
 		switch {
 		case line.usedPercent >= dbDiskFailPercent:
@@ -506,18 +507,4 @@ func pidList(ps []int) string {
 
 func secs(s float64) string {
 	return (time.Duration(s) * time.Second).String()
-}
-
-// iec formats bytes as KiB/MiB/GiB.
-func iec(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

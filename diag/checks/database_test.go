@@ -99,7 +99,7 @@ func TestDatabaseDisk(t *testing.T) {
 		return []byte("Filesystem     1024-blocks    Used Available Capacity Mounted on\n/dev/vdb          10255636 9000000   1255636      " + pct + " /var/lib/pgsql/data\n")
 	}
 	runCheck(t, c, diag.MapFacts{diag.FactDBSizes: sizes, diag.FactDBDiskFree: df("40%")},
-		want{diag.Info, "database.disk", "database quay is 50.0 MiB"}, want{diag.OK, "", "database volume /var/lib/pgsql/data is 40% full (1.2 GiB free)"})
+		want{diag.Info, "database.disk", "database quay is 50 MiB"}, want{diag.OK, "", "database volume /var/lib/pgsql/data is 40% full (1.2 GiB free)"})
 	runCheck(t, c, diag.MapFacts{diag.FactDBSizes: sizes, diag.FactDBDiskFree: df("88%")}, want{diag.Info, "", ""}, want{diag.Warn, "", "88% full"})
 	runCheck(t, c, diag.MapFacts{diag.FactDBSizes: sizes, diag.FactDBDiskFree: df("99%")}, want{diag.Info, "", ""}, want{diag.Fail, "", "99% full"})
 	// An external database: no component to run df in.

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"github.com/spf13/cobra"
 
 	"github.com/quayctl/quayctl/collectors"
@@ -331,10 +332,10 @@ func formatCPU(s *collectors.Stats) string {
 func formatMemory(s *collectors.Stats) string {
 	used, limit := "", ""
 	if s.MemoryBytes > 0 {
-		used = bytesIEC(s.MemoryBytes)
+		used = humanize.IBytes(s.MemoryBytes)
 	}
 	if s.MemoryLimitBytes > 0 {
-		limit = bytesIEC(s.MemoryLimitBytes)
+		limit = humanize.IBytes(s.MemoryLimitBytes)
 	}
 	switch {
 	case used != "" && limit != "":
@@ -345,18 +346,4 @@ func formatMemory(s *collectors.Stats) string {
 		return "limit " + limit
 	}
 	return ""
-}
-
-// bytesIEC renders 1536 as "1.5 KiB".
-func bytesIEC(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -182,11 +182,6 @@ func TestStatusHelpers(t *testing.T) {
 	if age(time.Time{}, testNow) != "" {
 		t.Error("zero time has an age")
 	}
-	for n, want := range map[uint64]string{512: "512 B", 1536: "1.5 KiB", 300 << 20: "300.0 MiB", 2 << 30: "2.0 GiB"} {
-		if got := bytesIEC(n); got != want {
-			t.Errorf("bytesIEC(%d) = %q, want %q", n, got, want)
-		}
-	}
 	if got := lastExit(collectors.Component{ExitCode: intp(137), Reason: "OOMKilled"}); got != "137 (OOMKilled)" {
 		t.Errorf("lastExit = %q", got)
 	}
