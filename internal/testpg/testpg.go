@@ -32,11 +32,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -53,6 +50,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/quayctl/quayctl/internal/testproc"
 )
 
 // EnvURI names an existing server to use instead of starting one.
@@ -129,7 +128,7 @@ func NewDatabase(t testing.TB) string {
 		}
 		t.Fatalf("testpg: %v", err)
 	}
-	name := "t_" + randomHex(8)
+	name := "t_" + testproc.RandomHex(8)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := adminExec(ctx, admin, "CREATE DATABASE "+name); err != nil {
@@ -219,12 +218,6 @@ func withDatabase(uri, name string) string {
 	return u.String()
 }
 
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
 // cluster -------------------------------------------------------------------
 
 type cluster struct {
@@ -308,7 +301,7 @@ func startCluster() (*cluster, error) {
 			_ = os.RemoveAll(dir)
 		}
 	}()
-	if err := os.WriteFile(filepath.Join(dir, "owner.pid"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+	if err := testproc.MarkOwner(dir); err != nil {
 		return nil, err
 	}
 	if cred != nil {
@@ -328,7 +321,7 @@ func startCluster() (*cluster, error) {
 
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		port, err := freePort()
+		port, err := testproc.FreePort()
 		if err != nil {
 			return nil, err
 		}
@@ -387,7 +380,7 @@ func (c *cluster) start(bin, data string, port int, cred *syscall.Credential) er
 	for {
 		select {
 		case <-done:
-			return fmt.Errorf("postgres exited during start-up:\n%s", tail(logPath))
+			return fmt.Errorf("postgres exited during start-up:\n%s", testproc.Tail(logPath))
 		default:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -398,7 +391,7 @@ func (c *cluster) start(bin, data string, port int, cred *syscall.Credential) er
 		}
 		if time.Now().After(deadline) {
 			c.kill()
-			return fmt.Errorf("postgres did not accept connections within a minute (%v):\n%s", err, tail(logPath))
+			return fmt.Errorf("postgres did not accept connections within a minute (%v):\n%s", err, testproc.Tail(logPath))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -430,41 +423,11 @@ func (c *cluster) kill() {
 	}
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func tail(path string) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if len(lines) > 30 {
-		lines = lines[len(lines)-30:]
-	}
-	return strings.Join(lines, "\n")
-}
-
 // removeStale removes directories that earlier test binaries left behind
 // when they died, after stopping a server still running in one (only one
 // whose command line names that directory, so nothing else is touched).
 func removeStale() {
-	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), dirPrefix+"*"))
-	for _, d := range dirs {
-		b, err := os.ReadFile(filepath.Join(d, "owner.pid"))
-		if err != nil {
-			continue
-		}
-		owner, err := strconv.Atoi(strings.TrimSpace(string(b)))
-		if err != nil || processAlive(owner) {
-			continue
-		}
+	for _, d := range testproc.StaleDirs(dirPrefix) {
 		if pid := postmasterPID(filepath.Join(d, "data")); pid > 0 {
 			if cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil &&
 				bytes.Contains(cmdline, []byte(filepath.Join(d, "data"))) {
@@ -474,14 +437,6 @@ func removeStale() {
 		}
 		_ = os.RemoveAll(d)
 	}
-}
-
-func processAlive(pid int) bool {
-	if pid <= 0 {
-		return false
-	}
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
 func postmasterPID(data string) int {

@@ -23,23 +23,20 @@ package tests3
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/quayctl/quayctl/internal/testproc"
 )
 
 // EnvBin names the versitygw binary to run.
@@ -168,7 +165,7 @@ func NewBucket(t testing.TB) (endpoint, bucket, accessKey, secretKey string) {
 // everything in it when the test ends.
 func (s *Server) NewBucket(t testing.TB) string {
 	t.Helper()
-	name := "t-" + randomHex(8)
+	name := "t-" + testproc.RandomHex(8)
 	// The posix backend serves each sub-directory as a bucket.
 	dir := filepath.Join(s.Dir, name)
 	if err := os.Mkdir(dir, 0o755); err != nil {
@@ -233,8 +230,8 @@ func start() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Dir: filepath.Join(dir, "buckets"), AccessKey: "AK" + randomHex(9), SecretKey: randomHex(20)}
-	err = os.WriteFile(filepath.Join(dir, "owner.pid"), []byte(strconv.Itoa(os.Getpid())), 0o644)
+	s := &Server{Dir: filepath.Join(dir, "buckets"), AccessKey: "AK" + testproc.RandomHex(9), SecretKey: testproc.RandomHex(20)}
+	err = testproc.MarkOwner(dir)
 	if err == nil {
 		err = os.Mkdir(s.Dir, 0o755)
 	}
@@ -244,7 +241,7 @@ func start() (*Server, error) {
 	}
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		port, err := freePort()
+		port, err := testproc.FreePort()
 		if err != nil {
 			_ = os.RemoveAll(dir)
 			return nil, err
@@ -305,7 +302,7 @@ func (s *Server) start(bin, dir string, port int) error {
 	for {
 		select {
 		case <-done:
-			return fmt.Errorf("versitygw exited during start-up:\n%s", tail(s.log))
+			return fmt.Errorf("versitygw exited during start-up:\n%s", testproc.Tail(s.log))
 		default:
 		}
 		// Any HTTP answer (an anonymous request gets 403) means it serves.
@@ -319,7 +316,7 @@ func (s *Server) start(bin, dir string, port int) error {
 		}
 		if time.Now().After(deadline) {
 			s.kill()
-			return fmt.Errorf("versitygw did not answer on %s within 30s (%v):\n%s", addr, err, tail(s.log))
+			return fmt.Errorf("versitygw did not answer on %s within 30s (%v):\n%s", addr, err, testproc.Tail(s.log))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -348,49 +345,10 @@ func (s *Server) kill() {
 	}
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-func tail(path string) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if len(lines) > 30 {
-		lines = lines[len(lines)-30:]
-	}
-	return strings.Join(lines, "\n")
-}
-
 // removeStale removes directories left by test binaries that died (their
 // gateways died with them, by the parent-death signal).
 func removeStale() {
-	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), dirPrefix+"*"))
-	for _, d := range dirs {
-		b, err := os.ReadFile(filepath.Join(d, "owner.pid"))
-		if err != nil {
-			continue
-		}
-		owner, err := strconv.Atoi(strings.TrimSpace(string(b)))
-		if err != nil || owner <= 0 {
-			continue
-		}
-		if err := syscall.Kill(owner, 0); err == nil || errors.Is(err, syscall.EPERM) {
-			continue // still running
-		}
+	for _, d := range testproc.StaleDirs(dirPrefix) {
 		_ = os.RemoveAll(d)
 	}
 }
