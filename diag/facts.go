@@ -12,13 +12,13 @@ const (
 	FactTarget     = "target.json"     // Target
 	FactComponents = "components.json" // []collectors.Component
 
-	FactConfig       = "config/config.yaml"  // Quay's config.yaml, redacted
-	FactConfigSource = "config/source.json"  // ConfigSource
-	FactClairConfig  = "clair/config.yaml"   // Clair's config.yaml, redacted
+	FactConfig       = "config/config.yaml" // Quay's config.yaml, redacted
+	FactConfigSource = "config/source.json" // ConfigSource
+	FactClairConfig  = "clair/config.yaml"  // Clair's config.yaml, redacted
 	FactOpenShiftCR  = "openshift/quayregistry.json"
 	FactOpenShiftEvt = "openshift/events.json"
 
-	FactDBConnection = "database/connection.json"         // Connectivity from where quayctl runs
+	FactDBConnection = "database/connection.json"           // Connectivity from where quayctl runs
 	FactDBFromQuay   = "database/connection-from-quay.json" // Connectivity from inside the quay component
 	FactDBServer     = "database/server.json"
 	FactDBActivity   = "database/activity.json"
@@ -71,7 +71,7 @@ type ConfigSource struct {
 
 // HealthAnswer is what a health endpoint said.
 type HealthAnswer struct {
-	URL        string  `json:"url"`
+	URL         string  `json:"url"`
 	HTTPStatus  int     `json:"http_status,omitempty"`
 	ContentType string  `json:"content_type,omitempty"`
 	ElapsedMS   float64 `json:"elapsed_ms"`

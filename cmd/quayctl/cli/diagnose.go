@@ -31,6 +31,9 @@ type DiagnoseOptions struct {
 	Insecure   bool
 	Timeout    time.Duration // per fact
 	Since      time.Duration // logs scanned
+	// Bundle, when set, is a support bundle whose facts are checked
+	// instead of a live deployment's (--bundle, support-bundle analyze).
+	Bundle string
 	// HTTPClient returns the client for health and storage requests.
 	HTTPClient func(insecure bool, timeout time.Duration) *http.Client
 	// Checks returns the checks to choose from (tests narrow them).
@@ -78,6 +81,7 @@ func NewCmdDiagnose(f *Factory, runF func(*DiagnoseOptions) error) *cobra.Comman
 		},
 	}
 	addDiagnoseFlags(cmd, opts, true)
+	cmd.Flags().StringVar(&opts.Bundle, "bundle", "", "check the facts of this support bundle (quayctl support-bundle) instead of a live deployment")
 	addTargetFlags(cmd)
 	return cmd
 }
@@ -141,6 +145,11 @@ func prepareDiagnose(cmd *cobra.Command, opts *DiagnoseOptions) error {
 		return err
 	}
 	opts.Target = t
+	if opts.Bundle != "" {
+		if err := refuseTargetFlags(cmd.Flags(), "--bundle reads a support bundle"); err != nil {
+			return err
+		}
+	}
 	if err := checkOutput(opts.Output); err != nil {
 		return err
 	}
@@ -172,7 +181,14 @@ func diagnoseRun(ctx context.Context, opts *DiagnoseOptions) error {
 	if opts.List {
 		return listChecks(opts, selected)
 	}
-	rep := diagnose(ctx, opts, selected)
+	var rep diag.Report
+	if opts.Bundle != "" {
+		if rep, err = analyzeBundle(ctx, opts, selected); err != nil {
+			return err
+		}
+	} else {
+		rep = diagnose(ctx, opts, selected)
+	}
 	if err := render(opts.IO.Out, opts.Output, rep, func(w io.Writer) error {
 		return diag.WriteText(w, rep, diag.TextOptions{TTY: opts.IO.OutTTY, Verbose: opts.Verbose})
 	}); err != nil {

@@ -17,6 +17,8 @@ func addToolkitCommands(root *cobra.Command, f *Factory) {
 		NewCmdDebug(f, nil),
 		NewCmdDiagnose(f, nil),
 	)
+	root.AddCommand(NewCmdSupportBundle(f))
+	findSubcommand(root, "support-bundle").AddCommand(NewCmdSupportBundleUpload(f, nil))
 	db := findSubcommand(root, "db")
 	if db == nil {
 		db = groupCmd(&cobra.Command{Use: "db", Short: "Database tools"})
