@@ -24,6 +24,10 @@ type Options struct {
 	Access Access
 	// IsSuperuser reports SUPER_USERS membership (for listings).
 	IsSuperuser func(username string) bool
+	// RepoMirror (FEATURE_REPO_MIRROR) serves …/mirror; EncryptionKey
+	// (encfield.DeriveKey of DATABASE_SECRET_KEY) encrypts its credentials.
+	RepoMirror    bool
+	EncryptionKey []byte
 }
 
 // Users is what the API needs to create accounts.

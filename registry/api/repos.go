@@ -35,6 +35,12 @@ func parseRepoRoute(rest string) (repoRoute, bool) {
 		rt.sub, rt.kind, tail = "permissions", tail[n-1], tail[:n-2]
 	case n >= 2 && tail[n-1] == "permissions":
 		rt.sub, tail = "permissions", tail[:n-1]
+	case n >= 3 && tail[n-2] == "mirror" && (tail[n-1] == "sync-now" || tail[n-1] == "sync-cancel" || tail[n-1] == "rules"):
+		rt.sub, tail = "mirror/"+tail[n-1], tail[:n-2]
+	case n >= 2 && tail[n-1] == "mirror":
+		rt.sub, tail = "mirror", tail[:n-1]
+	case n >= 4 && tail[n-3] == "tag" && tail[n-1] == "restore":
+		rt.sub, rt.name, tail = "tag/restore", tail[n-2], tail[:n-3]
 	case n >= 3 && tail[n-2] == "tag":
 		rt.sub, rt.name, tail = "tag", tail[n-1], tail[:n-2]
 	case n >= 2 && (tail[n-1] == "tag" || tail[n-1] == "changevisibility" || tail[n-1] == "logs"):
@@ -53,16 +59,24 @@ func (h *Handler) repositoryRoutes(w http.ResponseWriter, r *http.Request) {
 	}
 	type key struct{ sub, method string }
 	handlers := map[key]func(http.ResponseWriter, *http.Request, *Caller, repoRoute){
-		{"", http.MethodGet}:                  h.getRepository,
-		{"", http.MethodPut}:                  h.updateRepository,
-		{"", http.MethodDelete}:               h.deleteRepository,
-		{"changevisibility", http.MethodPost}: h.changeVisibility,
-		{"tag", http.MethodGet}:               h.listTags,
-		{"tag", http.MethodDelete}:            h.deleteTag,
-		{"permissions", http.MethodGet}:       h.getPermissions,
-		{"permissions", http.MethodPut}:       h.putPermission,
-		{"permissions", http.MethodDelete}:    h.deletePermission,
-		{"logs", http.MethodGet}:              h.repositoryLogs,
+		{"", http.MethodGet}:                    h.getRepository,
+		{"", http.MethodPut}:                    h.updateRepository,
+		{"", http.MethodDelete}:                 h.deleteRepository,
+		{"changevisibility", http.MethodPost}:   h.changeVisibility,
+		{"tag", http.MethodGet}:                 h.listTags,
+		{"tag", http.MethodDelete}:              h.deleteTag,
+		{"tag", http.MethodPut}:                 h.putTag,
+		{"tag/restore", http.MethodPost}:        h.restoreTag,
+		{"permissions", http.MethodGet}:         h.getPermissions,
+		{"permissions", http.MethodPut}:         h.putPermission,
+		{"permissions", http.MethodDelete}:      h.deletePermission,
+		{"logs", http.MethodGet}:                h.repositoryLogs,
+		{"mirror", http.MethodGet}:              h.mirrorRoute,
+		{"mirror", http.MethodPost}:             h.mirrorRoute,
+		{"mirror", http.MethodPut}:              h.mirrorRoute,
+		{"mirror/rules", http.MethodPut}:        h.mirrorRoute,
+		{"mirror/sync-now", http.MethodPost}:    h.mirrorRoute,
+		{"mirror/sync-cancel", http.MethodPost}: h.mirrorRoute,
 	}
 	method := r.Method
 	if method == http.MethodHead {

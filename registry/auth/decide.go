@@ -19,6 +19,9 @@ type Decision struct {
 	Push      bool
 	Admin     bool // the "*" action
 	CanCreate bool // the repository is missing and a push would create it
+	// AdminRole: an admin role (or full superuser access) whatever the
+	// repository's state; the API administers mirrored repositories with it.
+	AdminRole bool
 }
 
 // Decide applies Quay's v2auth rules to namespace/repo:
@@ -26,8 +29,7 @@ type Decision struct {
 //     callers only with FEATURE_ANONYMOUS_ACCESS), or a superuser (SUPER_USERS
 //     read everything, like Quay's global read-only superusers);
 //   - push: a write role on a NORMAL repository. READ_ONLY never allows it;
-//     MIRROR allows only the mirror's robot, which is not modelled yet, so no
-//     one;
+//     MIRROR allows only the mirror's robot (with write);
 //   - admin ("*"): an admin role on a NORMAL repository;
 //   - a missing repository can be created (and so pushed and pulled) by a user
 //     in their own namespace, or by an admin or creator of the organisation;
@@ -61,6 +63,15 @@ func (a *Authenticator) Decide(ctx context.Context, p *Principal, namespace, rep
 		(r.Public && (!p.IsAnonymous() || a.opts.AnonymousAccess)) || full
 	d.Push = normal && (role.Rank() >= store.RoleWrite.Rank() || full)
 	d.Admin = normal && (role == store.RoleAdmin || full)
+	d.AdminRole = role == store.RoleAdmin || full
+	if r.State == store.RepoStateMirror && p.IsRobot() && role.Rank() >= store.RoleWrite.Rank() {
+		// A mirrored repository takes pushes from its mirror's robot only.
+		robotID, err := a.st.MirrorRobotID(ctx, r.ID)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return Decision{}, fmt.Errorf("mirror robot of %s: %w", r.FullName(), err)
+		}
+		d.Push = err == nil && robotID == p.UserID()
+	}
 	return d, nil
 }
 

@@ -59,6 +59,12 @@ type Config struct {
 	FeatureAutoPrune         bool `yaml:"FEATURE_AUTO_PRUNE"`
 	FeatureRepoMirror        bool `yaml:"FEATURE_REPO_MIRROR"`
 	FeatureGarbageCollection bool `yaml:"FEATURE_GARBAGE_COLLECTION"`
+	// GarbageCollectionFrequency is seconds between GC passes (Quay: 30).
+	GarbageCollectionFrequency int `yaml:"GARBAGE_COLLECTION_FREQUENCY"`
+	// RepoMirrorInterval is seconds between mirror worker passes (Quay:
+	// 30); RepoMirrorRollback undoes a sync in which any tag failed.
+	RepoMirrorInterval int  `yaml:"REPO_MIRROR_INTERVAL"`
+	RepoMirrorRollback bool `yaml:"REPO_MIRROR_ROLLBACK"`
 
 	// Repositories and tags.
 	CreatePrivateRepoOnPush  bool     `yaml:"CREATE_PRIVATE_REPO_ON_PUSH"`
@@ -265,6 +271,24 @@ func (c *Config) DefaultTagExpiration() (time.Duration, error) {
 		return 0, fmt.Errorf("DEFAULT_TAG_EXPIRATION: %w", err)
 	}
 	return d, nil
+}
+
+// GCFrequency is the time between garbage collection passes
+// (GARBAGE_COLLECTION_FREQUENCY, 30 s when unset).
+func (c *Config) GCFrequency() time.Duration {
+	if c.GarbageCollectionFrequency <= 0 {
+		return 30 * time.Second
+	}
+	return time.Duration(c.GarbageCollectionFrequency) * time.Second
+}
+
+// RepoMirrorIntervalDuration is the time between mirror worker passes
+// (REPO_MIRROR_INTERVAL, 30 s when unset).
+func (c *Config) RepoMirrorIntervalDuration() time.Duration {
+	if c.RepoMirrorInterval <= 0 {
+		return 30 * time.Second
+	}
+	return time.Duration(c.RepoMirrorInterval) * time.Second
 }
 
 // ExternalURL is the scheme and host clients use to reach the registry.

@@ -284,6 +284,8 @@ func quayDefaults() map[string]any {
 		"AUTHENTICATION_TYPE":                "Database",
 		"FEATURE_ANONYMOUS_ACCESS":           true,
 		"FEATURE_GARBAGE_COLLECTION":         true,
+		"GARBAGE_COLLECTION_FREQUENCY":       30,
+		"REPO_MIRROR_INTERVAL":               30,
 		"FEATURE_MAILING":                    true,
 		"CREATE_PRIVATE_REPO_ON_PUSH":        true,
 		"DEFAULT_TAG_EXPIRATION":             "2w",

@@ -320,7 +320,6 @@ var notYetImplemented = []struct {
 	{"FEATURE_STORAGE_REPLICATION", func(c *Config) bool { return c.FeatureStorageReplication }, "geo-replication is not implemented yet"},
 	{"FEATURE_QUOTA_MANAGEMENT", func(c *Config) bool { return c.FeatureQuotaManagement }, "quotas are not tracked or enforced yet"},
 	{"FEATURE_AUTO_PRUNE", func(c *Config) bool { return c.FeatureAutoPrune }, "auto-prune policies are not run yet"},
-	{"FEATURE_REPO_MIRROR", func(c *Config) bool { return c.FeatureRepoMirror }, "repository mirroring is not implemented yet"},
 }
 
 func (c *Config) validateNotYet(ps *problems) {

@@ -36,7 +36,7 @@ func (x apiAccess) Repository(ctx context.Context, c *api.Caller, namespace, rep
 	if err != nil {
 		return api.RepoGrant{}, err
 	}
-	return api.RepoGrant{Repo: d.Repo, Read: d.Pull, Write: d.Push, Admin: d.Admin, CanCreate: d.CanCreate}, nil
+	return api.RepoGrant{Repo: d.Repo, Read: d.Pull, Write: d.Push, Admin: d.Admin || (d.AdminRole && d.Repo.State == store.RepoStateMirror), CanCreate: d.CanCreate}, nil
 }
 
 func (x apiAccess) CreateRobot(ctx context.Context, namespaceID int64, short, description string) (*store.User, string, error) {

@@ -32,6 +32,14 @@ func FromConfig(c *config.Config) Settings {
 		ServiceKeyRefresh:       c.ServiceKeyRefresh(),
 		ProxyStorage:            c.ProxyStorage(),
 		DatabaseSecretKey:       c.DatabaseSecretKey,
+		GarbageCollection:       c.FeatureGarbageCollection,
+		GCFrequency:             c.GCFrequency(),
+		RepoMirror:              c.FeatureRepoMirror,
+		RepoMirrorInterval:      c.RepoMirrorIntervalDuration(),
+		RepoMirrorRollback:      c.RepoMirrorRollback,
+	}
+	if d, err := c.DefaultTagExpiration(); err == nil {
+		s.DefaultTagExpiration = &d
 	}
 	for name, loc := range c.DistributedStorageConfig {
 		s.Locations[name] = Location{Driver: loc.Driver, Params: loc.Params}

@@ -69,6 +69,19 @@ type Settings struct {
 	// DatabaseSecretKey (DATABASE_SECRET_KEY) encrypts robot tokens and
 	// app-specific tokens as Quay does. Empty: see SecretKey.
 	DatabaseSecretKey string
+	// GarbageCollection (FEATURE_GARBAGE_COLLECTION) runs the GC worker
+	// every GCFrequency (GARBAGE_COLLECTION_FREQUENCY).
+	GarbageCollection bool
+	GCFrequency       time.Duration
+	// DefaultTagExpiration (DEFAULT_TAG_EXPIRATION) is the time machine
+	// window of new namespaces; nil keeps two weeks.
+	DefaultTagExpiration *time.Duration
+	// RepoMirror (FEATURE_REPO_MIRROR) serves the mirror API and runs the
+	// mirror worker every RepoMirrorInterval (REPO_MIRROR_INTERVAL);
+	// RepoMirrorRollback is REPO_MIRROR_ROLLBACK.
+	RepoMirror         bool
+	RepoMirrorInterval time.Duration
+	RepoMirrorRollback bool
 }
 
 // Server is a running registry's state.
@@ -84,6 +97,7 @@ type Server struct {
 	cancel   context.CancelFunc
 	selfURL  string
 	settings Settings
+	encKey   []byte // DATABASE_SECRET_KEY derived (mirror credentials)
 }
 
 // Options are process-level choices, not config keys.
@@ -129,6 +143,7 @@ func New(ctx context.Context, s Settings, opts Options) (*Server, error) {
 	if !found {
 		return nil, fmt.Errorf("DISTRIBUTED_STORAGE_PREFERENCE names %q, which is not in DISTRIBUTED_STORAGE_CONFIG", s.Preference[0])
 	}
+	srv.wireGC(st)
 	if res := storage.Probe(ctx, preferred); !res.OK {
 		return nil, fmt.Errorf("storage location %q (%s) failed its start-up probe: %w — check that the storage path or bucket exists and is writable", s.Preference[0], preferred.Name(), res.Err)
 	}
@@ -153,6 +168,7 @@ func New(ctx context.Context, s Settings, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("DATABASE_SECRET_KEY: %w", err)
 	}
+	srv.encKey = encKey
 	srv.Auth = auth.New(st, auth.Options{
 		EncryptionKey:  encKey,
 		ServerHostname: s.ServerHostname, SuperUsers: s.SuperUsers, AnonymousAccess: s.AnonymousAccess,
@@ -174,7 +190,7 @@ func New(ctx context.Context, s Settings, opts Options) (*Server, error) {
 		ProxyStorage: s.ProxyStorage,
 	})
 	apih := api.New(st, users{srv.Auth, st}, api.Options{UserInitialize: s.UserInitialize, AuthType: s.AuthType, Mailing: s.Mailing, Logger: log,
-		Access: apiAccess{srv.Auth}, IsSuperuser: srv.Auth.IsSuperuser})
+		Access: apiAccess{srv.Auth}, IsSuperuser: srv.Auth.IsSuperuser, RepoMirror: s.RepoMirror, EncryptionKey: encKey})
 	srv.Health = srv.healthChecks()
 	mux := http.NewServeMux()
 	mux.Handle("/v2/auth", srv.Auth.TokenHandler())
@@ -229,6 +245,8 @@ func (s *Server) Start(ctx context.Context) {
 		defer s.wg.Done()
 		s.audit.run(ctx)
 	}()
+	s.startGC(ctx)
+	s.startMirror(ctx)
 }
 
 // Close stops background work, flushes the audit queue and closes the store.

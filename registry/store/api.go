@@ -340,6 +340,10 @@ type Store interface {
 	NamespaceStore
 	// App tokens, user administration, repository deletion, tag pages.
 	AccessStore
+	// Garbage collection and the tag time machine (gc.go, tags.go).
+	GCStore
+	// Repository mirroring (mirror.go).
+	MirrorStore
 }
 
 // Errors of organisations, teams, robots and permissions. Use errors.Is.

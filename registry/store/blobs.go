@@ -69,6 +69,9 @@ func (db *DB) LinkBlob(ctx context.Context, repositoryID int64, digest string, s
 		if err := db.advisoryLock(ctx, tx, "imagestorage:"+digest); err != nil {
 			return err
 		}
+		if err := db.checkTombstone(ctx, tx, location, digest); err != nil {
+			return err
+		}
 		b, err := scanBlob(db.queryRow(ctx, tx, `SELECT `+blobColumns+` FROM imagestorage s
 			WHERE s.content_checksum = ? ORDER BY s.id LIMIT 1`, digest))
 		switch {

@@ -119,12 +119,12 @@ func (db *DB) ManifestByTag(ctx context.Context, repositoryID int64, tag string)
 func (db *DB) PutManifest(ctx context.Context, p PutManifestParams) (*Manifest, error) {
 	var out *Manifest
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
-		if p.Tag != "" {
-			// Like Quay, serialise tag changes per repository before reading
-			// the alive row.
-			if err := db.advisoryLock(ctx, tx, retargetLockName(p.RepositoryID)); err != nil {
-				return err
-			}
+		// Like Quay, serialise tag changes per repository before reading
+		// the alive row. Pushes by digest take the lock too: garbage
+		// collection deletes manifests under it, so a manifest found here
+		// cannot go before the new tag points at it.
+		if err := db.advisoryLock(ctx, tx, retargetLockName(p.RepositoryID)); err != nil {
+			return err
 		}
 		m, err := db.insertManifest(ctx, tx, p)
 		if err != nil {

@@ -45,6 +45,11 @@ type DB struct {
 
 	kindsMu  sync.RWMutex
 	logKinds map[string]int64 // logentrykind name -> id
+
+	// Garbage collection and the time machine (gc.go).
+	gcMu           sync.RWMutex
+	blobVerifier   func(ctx context.Context, location, digest string) error
+	defaultTagExpS *int64 // DEFAULT_TAG_EXPIRATION in seconds; nil: two weeks
 }
 
 const (

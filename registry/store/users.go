@@ -96,7 +96,7 @@ func (db *DB) createUser(ctx context.Context, q queryer, nu NewUser) (*User, err
 	}
 	exp := nu.RemovedTagExpirationS
 	if exp == 0 {
-		exp = defaultRemovedTagExpirationS
+		exp = db.defaultTagExpiration()
 	}
 	row := db.queryRow(ctx, q, `INSERT INTO "user" (uuid, username, password_hash, email, verified,
 		organization, robot, invoice_email, invalid_login_attempts, last_invalid_login,

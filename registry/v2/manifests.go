@@ -155,7 +155,8 @@ func (h *Handler) putManifest(req *request) *Error {
 	if e != nil {
 		return e
 	}
-	if repo.State != store.RepoStateNormal {
+	// Push on a MIRROR repository was granted to its mirror robot only.
+	if repo.State != store.RepoStateNormal && repo.State != store.RepoStateMirror {
 		return newErr(ErrDenied, "repository is not writable in its current state")
 	}
 	m := store.Manifest{Digest: got.String(), MediaType: mt, Bytes: body, ArtifactType: doc.ArtifactType}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/opencontainers/go-digest"
+
 	"github.com/quayctl/quayctl/registry/storage"
 	"github.com/quayctl/quayctl/registry/store"
 )
@@ -120,6 +121,9 @@ func (h *Handler) mount(req *request, repo *store.Repository, d digest.Digest, f
 		return false, nil
 	}
 	if _, err := h.store.LinkBlob(ctx, repo.ID, d.String(), blob.Size, h.opts.Location, h.opts.UploadedBlobTTL); err != nil {
+		if errors.Is(err, store.ErrBlobGone) {
+			return false, nil // collected meanwhile: the client uploads it instead
+		}
 		return false, internal(err)
 	}
 	return true, nil
@@ -366,6 +370,9 @@ func (h *Handler) finish(req *request, repo *store.Repository, u *store.Upload, 
 		return internal(err)
 	}
 	if _, err := h.store.LinkBlob(ctx, repo.ID, want.String(), u.ByteCount, h.opts.Location, h.opts.UploadedBlobTTL); err != nil {
+		if errors.Is(err, store.ErrBlobGone) {
+			return newErr(ErrBlobUploadInvalid, err.Error())
+		}
 		return internal(err)
 	}
 	if err := h.store.DeleteUpload(ctx, u.UUID); err != nil {

@@ -92,6 +92,7 @@ func NewRootCmd(f *Factory) *cobra.Command {
 	groupCmd(root)
 	root.AddCommand(NewCmdServe(f, nil), NewCmdUser(f), NewCmdDB(f), NewCmdVersion(f, nil), NewCmdResetPassword(f, nil))
 	root.AddCommand(NewCmdOrg(f), NewCmdRobot(f))
+	root.AddCommand(NewCmdGC(f))
 	addToolkitCommands(root, f)
 	return root
 }

@@ -172,6 +172,10 @@ func openStoreConfig(ctx context.Context, errOut io.Writer, configPath, dataDir 
 		return nil, nil, &UserError{Msg: "cannot open the database", Err: err}
 	}
 	st.SetLogger(newLogger(errOut, getenv))
+	// Namespaces created offline get DEFAULT_TAG_EXPIRATION, as serve's do.
+	if d, err := cfg.DefaultTagExpiration(); err == nil {
+		st.SetDefaultTagExpiration(d)
+	}
 	if err := st.Migrate(ctx); err != nil {
 		st.Close()
 		return nil, nil, &UserError{Msg: "cannot apply database migrations", Err: err}
