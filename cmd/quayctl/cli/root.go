@@ -90,7 +90,7 @@ func NewRootCmd(f *Factory) *cobra.Command {
 	root.SetErr(f.IO.ErrOut)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return flagError{err} })
 	groupCmd(root)
-	root.AddCommand(NewCmdServe(f, nil), NewCmdUser(f), NewCmdDB(f), NewCmdVersion(f, nil), NewCmdResetPassword(f, nil))
+	root.AddCommand(NewCmdServe(f, nil), NewCmdUser(f), NewCmdDB(f), NewCmdVersion(f, nil), NewCmdResetPassword(f, nil), NewCmdMirror(f))
 	root.AddCommand(NewCmdOrg(f), NewCmdRobot(f))
 	root.AddCommand(NewCmdGC(f))
 	addToolkitCommands(root, f)
