@@ -101,6 +101,14 @@ type Deployment interface {
 	Stats(ctx context.Context, component string) (Stats, error)
 }
 
+// Inspector is implemented by deployments that can describe a component in
+// full: podman's container inspect, or the pods' objects on OpenShift (what
+// `oc describe pod` shows). The JSON has secret values already redacted.
+// Support bundles store it; checks do not depend on it.
+type Inspector interface {
+	Inspect(ctx context.Context, component string) ([]byte, error)
+}
+
 // DebugToggler is implemented by deployments whose Quay debug logging
 // (DEBUGLOG=true, troubleshooting guide chapter 2) quayctl can switch.
 type DebugToggler interface {

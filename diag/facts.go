@@ -53,6 +53,12 @@ func FactLogs(component string, previous bool) string {
 // FactStats is a component's resource usage (collectors.Stats).
 func FactStats(component string) string { return path.Join("components", component, "stats.json") }
 
+// FactInspect is a component's full description, redacted: podman's
+// container inspect, or the pods' objects on OpenShift. Bundles store it.
+func FactInspect(component string) string {
+	return path.Join("components", component, "inspect.json")
+}
+
 // FactStorageProbe is the probe of one storage location (StorageProbe).
 func FactStorageProbe(location string) string {
 	return path.Join("storage", location, "probe.json")

@@ -203,7 +203,7 @@ USER_EVENTS_REDIS: {host: %s, port: %d}
 			"health/instance.json", "health/endtoend.json", "health/warning.json",
 			"database/connection.json", "database/server.json", "database/activity.json", "database/locks.json",
 			"database/sizes.json", "database/schema.json", "database/users.json", "storage/locations.json",
-			"storage/default/probe.json", "components/quay/logs.txt", "components/quay/stats.json",
+			"storage/default/probe.json", "components/quay/logs.txt", "components/quay/stats.json", "components/quay/inspect.json",
 			"components/mirror/logs.txt", "diagnose/findings.json", "diagnose/report.txt"} {
 			if f := status[fact]; f.Status != bundle.StatusOK {
 				t.Errorf("%s: %s %s", fact, f.Status, f.Error)

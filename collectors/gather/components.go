@@ -84,6 +84,26 @@ func (g *Gatherer) stats(name string) producer {
 	}
 }
 
+// inspect is the component's full description, when the deployment can
+// give one (collectors.Inspector).
+func (g *Gatherer) inspect(name string) producer {
+	return func(ctx context.Context, w io.Writer) error {
+		if _, err := g.component(ctx, name); err != nil {
+			return err
+		}
+		in, ok := g.d.(collectors.Inspector)
+		if !ok {
+			return fmt.Errorf("a %s target cannot describe its components: %w", g.d.Kind(), diag.ErrNotApplicable)
+		}
+		b, err := in.Inspect(ctx, name)
+		if err != nil {
+			return notApplicable(err)
+		}
+		_, err = w.Write(b)
+		return err
+	}
+}
+
 // notApplicable turns "the deployment cannot do this" into ErrNotApplicable
 // so checks skip quietly instead of warning.
 func notApplicable(err error) error {

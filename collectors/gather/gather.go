@@ -186,6 +186,8 @@ func (g *Gatherer) producer(name string) (producer, error) {
 			return g.logs(parts[1], true), nil
 		case "stats.json":
 			return g.stats(parts[1]), nil
+		case "inspect.json":
+			return g.inspect(parts[1]), nil
 		}
 	case len(parts) == 3 && parts[0] == "storage" && parts[2] == "probe.json":
 		return g.storageProbe(parts[1]), nil

@@ -72,7 +72,7 @@ func (g *Gatherer) Plan(ctx context.Context) ([]string, error) {
 				continue
 			}
 			seen = append(seen, c.Name)
-			names = append(names, diag.FactLogs(c.Name, false), diag.FactLogs(c.Name, true), diag.FactStats(c.Name))
+			names = append(names, diag.FactLogs(c.Name, false), diag.FactLogs(c.Name, true), diag.FactStats(c.Name), diag.FactInspect(c.Name))
 		}
 	}
 	if locs, err := diag.GetJSON[[]string](ctx, g, diag.FactStorageLocations); err == nil {

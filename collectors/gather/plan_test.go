@@ -93,8 +93,8 @@ func TestPlan(t *testing.T) {
 	}{
 		{"components and locations", &planDeployment{comps: comps, files: map[string]string{"quay:/conf/stack/config.yaml": planConfig}},
 			append(slices.Clone(fixed),
-				"components/database/logs.txt", "components/database/logs-previous.txt", "components/database/stats.json",
-				"components/quay/logs.txt", "components/quay/logs-previous.txt", "components/quay/stats.json",
+				"components/database/logs.txt", "components/database/logs-previous.txt", "components/database/stats.json", "components/database/inspect.json",
+				"components/quay/logs.txt", "components/quay/logs-previous.txt", "components/quay/stats.json", "components/quay/inspect.json",
 				"storage/default/probe.json", "storage/default/sample.json", "storage/east/probe.json", "storage/east/sample.json")},
 		{"nothing gathered", &planDeployment{compsErr: errors.New("podman is down")}, fixed},
 	} {

@@ -49,3 +49,29 @@ func TestDiagnoseOverFakes(t *testing.T) {
 		}
 	}
 }
+
+// TestInspectFact: the pods' objects become components/<c>/inspect.json,
+// with literal secret env values and passwords in URIs redacted.
+func TestInspectFact(t *testing.T) {
+	ctx := context.Background()
+	g := gather.New(ctx, openshift.NewTroubledForTest(t), gather.Options{URL: "http://127.0.0.1:1"})
+	defer g.Close()
+	b, err := g.Get(ctx, diag.FactInspect("quay"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	for _, want := range []string{"registry-quay-app-6d9c7f8b4-crash", "registry-quay-app-6d9c7f8b4-ok", "CrashLoopBackOff", `"DB_PASSWORD"`, "<redacted>"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("no %q in inspect.json", want)
+		}
+	}
+	for _, secret := range []string{"s3cret", "hunter2"} {
+		if strings.Contains(s, secret) {
+			t.Errorf("secret %s in inspect.json", secret)
+		}
+	}
+	if _, err := g.Get(ctx, diag.FactInspect("nosuch")); err == nil {
+		t.Error("inspect of a missing component succeeded")
+	}
+}
