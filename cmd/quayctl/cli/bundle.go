@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -178,7 +177,7 @@ type supportBundleFail struct {
 
 func supportBundleRun(ctx context.Context, opts *SupportBundleOptions) error {
 	live := opts.IO.OutTTY && !opts.Quiet && opts.Output == OutputTable
-	prog := &bundleProgress{w: opts.IO.ErrOut, live: live}
+	prog := &bundleProgress{statusLine{w: opts.IO.ErrOut, live: live}}
 	defer prog.clear()
 	d, err := opts.Deployment(ctx)
 	if err != nil {
@@ -333,12 +332,7 @@ func byteSize(n int64) string {
 }
 
 // bundleProgress is the one-line progress display on a terminal.
-type bundleProgress struct {
-	mu    sync.Mutex
-	w     io.Writer
-	live  bool
-	shown bool
-}
+type bundleProgress struct{ statusLine }
 
 func (p *bundleProgress) update(pr bundle.Progress) {
 	p.mu.Lock()
@@ -355,29 +349,7 @@ func (p *bundleProgress) update(pr bundle.Progress) {
 	case bundle.PhaseArchive:
 		line = fmt.Sprintf("writing the archive %d/%d, %s written", pr.Done, pr.Total, byteSize(pr.Bytes))
 	}
-	if r := []rune(line); len(r) > 78 {
-		line = string(r[:77]) + "…"
-	}
-	fmt.Fprintf(p.w, "\r\033[K%s", line)
-	p.shown = true
-}
-
-func (p *bundleProgress) note(msg string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.shown {
-		fmt.Fprint(p.w, "\r\033[K")
-	}
-	fmt.Fprintln(p.w, strings.TrimSpace(msg))
-}
-
-func (p *bundleProgress) clear() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.shown {
-		fmt.Fprint(p.w, "\r\033[K")
-		p.shown = false
-	}
+	p.show(line)
 }
 
 // NewCmdSupportBundleAnalyze builds `quayctl support-bundle analyze FILE`:

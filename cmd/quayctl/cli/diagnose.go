@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -204,7 +202,7 @@ func diagnoseRun(ctx context.Context, opts *DiagnoseOptions) error {
 // report's one failing finding, so scripts get the same JSON either way.
 func diagnose(ctx context.Context, opts *DiagnoseOptions, selected []diag.Check) diag.Report {
 	prog := newProgress(opts.IO.ErrOut, opts.Output == OutputTable && opts.IO.OutTTY)
-	defer prog.done()
+	defer prog.clear()
 	d, err := opts.Deployment(ctx)
 	if err != nil {
 		start := opts.Now().UTC()
@@ -238,19 +236,15 @@ func listChecks(opts *DiagnoseOptions, selected []diag.Check) error {
 	})
 }
 
-// progress is the one-line "gathering …" display on a terminal; notes
-// (where the config came from) print on their own line either way.
+// progress counts the facts being gathered for the status line.
 type progress struct {
-	mu       sync.Mutex
-	w        io.Writer
-	live     bool
+	statusLine
 	running  map[string]bool
 	finished int
-	shown    bool
 }
 
 func newProgress(w io.Writer, live bool) *progress {
-	return &progress{w: w, live: live, running: map[string]bool{}}
+	return &progress{statusLine: statusLine{w: w, live: live}, running: map[string]bool{}}
 }
 
 func (p *progress) fact(name string, done bool) {
@@ -262,37 +256,11 @@ func (p *progress) fact(name string, done bool) {
 	} else {
 		p.running[name] = true
 	}
-	if !p.live {
-		return
-	}
 	cur := ""
 	for n := range p.running {
 		if cur == "" || n < cur {
 			cur = n
 		}
 	}
-	line := fmt.Sprintf("gathering facts: %d done, %d running %s", p.finished, len(p.running), cur)
-	if len(line) > 78 {
-		line = line[:77] + "…"
-	}
-	fmt.Fprintf(p.w, "\r\033[K%s", line)
-	p.shown = true
-}
-
-func (p *progress) note(msg string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.shown {
-		fmt.Fprint(p.w, "\r\033[K")
-	}
-	fmt.Fprintln(p.w, strings.TrimSpace(msg))
-}
-
-func (p *progress) done() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.shown {
-		fmt.Fprint(p.w, "\r\033[K")
-		p.shown = false
-	}
+	p.show(fmt.Sprintf("gathering facts: %d done, %d running %s", p.finished, len(p.running), cur))
 }
