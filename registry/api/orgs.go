@@ -10,6 +10,17 @@ import (
 	"github.com/quayctl/quayctl/registry/store"
 )
 
+// callerOrg is the preamble of the organisation endpoints: the caller,
+// then the organisation of the path as orgFor allows it.
+func (h *Handler) callerOrg(w http.ResponseWriter, r *http.Request, needAdmin bool, scope string) (*Caller, *store.User, bool) {
+	c, ok := h.caller(w, r)
+	if !ok {
+		return nil, nil, false
+	}
+	org, ok := h.orgFor(w, r, c, needAdmin, scope)
+	return c, org, ok
+}
+
 // orgFor loads the {orgname} of the path; on failure it has answered.
 // Callers that are not allowed to know get the same answer whether the
 // organisation exists or not.
@@ -91,11 +102,7 @@ func (h *Handler) teamView(ctx context.Context, t store.Team) (map[string]any, e
 // getOrganization is GET /api/v1/organization/{org}: the public view for
 // any logged-in user, teams for members, the e-mail for admins.
 func (h *Handler) getOrganization(w http.ResponseWriter, r *http.Request) {
-	c, ok := h.caller(w, r)
-	if !ok {
-		return
-	}
-	org, ok := h.orgFor(w, r, c, false, scopeUserAdmin)
+	c, org, ok := h.callerOrg(w, r, false, scopeUserAdmin)
 	if !ok {
 		return
 	}
@@ -136,11 +143,7 @@ func (h *Handler) getOrganization(w http.ResponseWriter, r *http.Request) {
 // putTeam is PUT /api/v1/organization/{org}/team/{team} {"role",
 // "description"}: create, or change role and description.
 func (h *Handler) putTeam(w http.ResponseWriter, r *http.Request) {
-	c, ok := h.caller(w, r)
-	if !ok {
-		return
-	}
-	org, ok := h.orgFor(w, r, c, true, scopeOrgAdmin)
+	c, org, ok := h.callerOrg(w, r, true, scopeOrgAdmin)
 	if !ok {
 		return
 	}
@@ -198,11 +201,7 @@ func (h *Handler) putTeam(w http.ResponseWriter, r *http.Request) {
 
 // deleteTeam is DELETE /api/v1/organization/{org}/team/{team}.
 func (h *Handler) deleteTeam(w http.ResponseWriter, r *http.Request) {
-	c, ok := h.caller(w, r)
-	if !ok {
-		return
-	}
-	org, ok := h.orgFor(w, r, c, true, scopeOrgAdmin)
+	c, org, ok := h.callerOrg(w, r, true, scopeOrgAdmin)
 	if !ok {
 		return
 	}
@@ -228,11 +227,7 @@ func memberView(u store.User) map[string]any {
 // teamMembers is GET /api/v1/organization/{org}/team/{team}/members
 // (members of the organisation may look; admins may edit).
 func (h *Handler) teamMembers(w http.ResponseWriter, r *http.Request) {
-	c, ok := h.caller(w, r)
-	if !ok {
-		return
-	}
-	org, ok := h.orgFor(w, r, c, false, scopeOrgAdmin)
+	c, org, ok := h.callerOrg(w, r, false, scopeOrgAdmin)
 	if !ok {
 		return
 	}
@@ -266,11 +261,7 @@ func (h *Handler) teamMembers(w http.ResponseWriter, r *http.Request) {
 
 // teamMember is PUT or DELETE /api/v1/organization/{org}/team/{team}/members/{member}.
 func (h *Handler) teamMember(w http.ResponseWriter, r *http.Request) {
-	c, ok := h.caller(w, r)
-	if !ok {
-		return
-	}
-	org, ok := h.orgFor(w, r, c, true, scopeOrgAdmin)
+	c, org, ok := h.callerOrg(w, r, true, scopeOrgAdmin)
 	if !ok {
 		return
 	}
