@@ -10,15 +10,18 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/quayctl/quayctl/registry/api"
 	"github.com/quayctl/quayctl/registry/auth"
 	"github.com/quayctl/quayctl/registry/encfield"
 	"github.com/quayctl/quayctl/registry/health"
+	"github.com/quayctl/quayctl/registry/notify"
 	"github.com/quayctl/quayctl/registry/storage"
 	"github.com/quayctl/quayctl/registry/storage/drivers"
 	"github.com/quayctl/quayctl/registry/store"
@@ -97,13 +100,21 @@ type Server struct {
 	cancel   context.CancelFunc
 	selfURL  string
 	settings Settings
-	encKey   []byte // DATABASE_SECRET_KEY derived (mirror credentials)
+	encKey   []byte   // DATABASE_SECRET_KEY derived (mirror credentials)
+	only     []string // Options.OnlyWorkers
+	// Notifier receives repository events (push, mirror sync, quota);
+	// producers get it through their options.
+	Notifier notify.Emitter
 }
 
 // Options are process-level choices, not config keys.
 type Options struct {
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer // nil: a private registry
+	// OnlyWorkers (serve --only-workers) limits the background workers
+	// to these names (Quay's worker names, e.g. "repomirror", "gcworker");
+	// empty runs every worker whose feature is on.
+	OnlyWorkers []string
 }
 
 // New opens the database (applying migrations), the storage locations
@@ -122,7 +133,7 @@ func New(ctx context.Context, s Settings, opts Options) (*Server, error) {
 		return nil, err
 	}
 	st.SetLogger(log)
-	srv := &Server{Store: st, log: log, Storage: map[string]storage.Driver{}, settings: s}
+	srv := &Server{Store: st, log: log, Storage: map[string]storage.Driver{}, settings: s, Notifier: notify.Nop{}, only: opts.OnlyWorkers}
 	ok := false
 	defer func() {
 		if !ok {
@@ -247,6 +258,12 @@ func (s *Server) Start(ctx context.Context) {
 	}()
 	s.startGC(ctx)
 	s.startMirror(ctx)
+}
+
+// runs reports whether the named background worker may run in this
+// process (its feature flag is checked by the caller).
+func (s *Server) runs(worker string) bool {
+	return len(s.only) == 0 || slices.Contains(s.only, worker)
 }
 
 // Close stops background work, flushes the audit queue and closes the store.
