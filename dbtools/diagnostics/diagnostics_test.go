@@ -640,6 +640,22 @@ func TestMirrors(t *testing.T) {
 		t.Errorf("got\n%s\nwant\n%s", js(t, got), js(t, want))
 	}
 
+	// The reason of the last failed sync, newest first, redacted; Quay's
+	// entries carry only "message".
+	diagtest.Exec(t, conn, `INSERT INTO logentry3 (kind_id, account_id, repository_id, datetime, metadata_json)
+		SELECT k.id, r.namespace_user_id, r.id, TIMESTAMP '2026-01-01 00:00:00', '{"message": "old failure"}'
+		FROM logentrykind k, repository r WHERE k.name = 'repo_mirror_sync_failed' AND r.name IN ('mirrored', 'readonly');
+		INSERT INTO logentry3 (kind_id, account_id, repository_id, datetime, metadata_json)
+		SELECT k.id, r.namespace_user_id, r.id, TIMESTAMP '2026-01-02 00:00:00',
+			'{"message": "sync failed", "error": "unauthorized: https://bob:hunter2@registry.example.com/v2/"}'
+		FROM logentrykind k, repository r WHERE k.name = 'repo_mirror_sync_failed' AND r.name IN ('mirrored', 'readonly')`)
+	if got, err = diagnostics.Mirrors(ctx, conn); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || !strings.HasPrefix(got[0].LastError, "unauthorized: https://bob:") || strings.Contains(got[0].LastError, "hunter2") || got[1].LastError != "" {
+		t.Errorf("last errors %q, %q; want the newest, redacted, and none for a mirror that did not fail", got[0].LastError, got[1].LastError)
+	}
+
 	// The robot's role through a team, and as an admin team's member.
 	tests := []struct {
 		name, setup, role string

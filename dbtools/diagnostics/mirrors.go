@@ -86,6 +86,10 @@ type Mirror struct {
 	Robot        string `json:"robot"`
 	RobotEnabled bool   `json:"robot_enabled"`
 	RobotRole    string `json:"robot_role"`
+	// LastError is why the last sync failed, from the newest
+	// repo_mirror_sync_failed audit entry (its "error", else Quay's
+	// "message"); set only while the status is FAIL.
+	LastError string `json:"last_error,omitempty"`
 }
 
 // Mirrors lists the repository mirror configurations by repository.
@@ -102,7 +106,9 @@ func Mirrors(ctx context.Context, q Querier) ([]Mirror, error) {
 				WHERE p.repository_id = r.id AND (p.user_id = m.internal_robot_id
 					OR p.team_id IN (SELECT tm.team_id FROM teammember tm WHERE tm.user_id = m.internal_robot_id))
 				ORDER BY CASE ro.name WHEN 'admin' THEN 0 WHEN 'write' THEN 1 WHEN 'read' THEN 2 ELSE 3 END
-				LIMIT 1), '') END
+				LIMIT 1), '') END,
+		CASE WHEN m.sync_status = -1 THEN (SELECT l.metadata_json FROM logentry3 l JOIN logentrykind k ON k.id = l.kind_id
+			WHERE l.repository_id = r.id AND k.name = 'repo_mirror_sync_failed' ORDER BY l.datetime DESC, l.id DESC LIMIT 1) END
 		FROM repomirrorconfig m
 		JOIN repository r ON r.id = m.repository_id
 		LEFT JOIN "user" ns ON ns.id = r.namespace_user_id
@@ -117,11 +123,11 @@ func Mirrors(ctx context.Context, q Querier) ([]Mirror, error) {
 	for rows.Next() {
 		var m Mirror
 		var ns, name, rule string
-		var config *string
+		var config, failed *string
 		var state int
 		if err := rows.Scan(&ns, &name, &state, &m.Enabled, &m.ExternalReference, &m.SyncStatusCode, &m.SyncIntervalSeconds,
 			&m.SyncStartDate, &m.SyncExpirationDate, &m.SyncRetriesRemaining, &m.SkopeoTimeoutSeconds, &rule,
-			&m.HasCredentials, &config, &m.Robot, &m.RobotEnabled, &m.RobotRole); err != nil {
+			&m.HasCredentials, &config, &m.Robot, &m.RobotEnabled, &m.RobotRole, &failed); err != nil {
 			return nil, fmt.Errorf("read repomirrorconfig: %w", err)
 		}
 		m.Repository = ns + "/" + name
@@ -131,12 +137,29 @@ func Mirrors(ctx context.Context, q Querier) ([]Mirror, error) {
 		m.SyncStartDate, m.SyncExpirationDate = utc(m.SyncStartDate), utc(m.SyncExpirationDate)
 		m.TagPatterns = tagPatterns(rule)
 		m.VerifyTLS, m.ProxyConfigured = mirrorConfig(orEmpty(config))
+		m.LastError = failureReason(orEmpty(failed))
 		out = append(out, m)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read repomirrorconfig: %w", err)
 	}
 	return out, nil
+}
+
+// failureReason reads a repo_mirror_sync_failed entry's metadata: quayctl
+// writes "error", Quay only "message".
+func failureReason(metadata string) string {
+	var md struct {
+		Error   string `json:"error"`
+		Message string `json:"message"`
+	}
+	if metadata == "" || json.Unmarshal([]byte(metadata), &md) != nil {
+		return ""
+	}
+	if md.Error != "" {
+		return redactText(md.Error)
+	}
+	return redactText(md.Message)
 }
 
 // tagPatterns reads a rule_value: a JSON list of globs (Quay's

@@ -3,6 +3,7 @@ package diagnostics
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // PlacementReport is where the database says blobs are stored, for
@@ -19,6 +20,10 @@ type PlacementReport struct {
 	// Sample are the newest blobs (at most the number asked for), newest
 	// first, with the locations holding them, to compare with storage.
 	Sample []BlobPlacement `json:"sample"`
+	// ReplicationBacklog is the geo-replication queue when the
+	// placements were read (replication.go), so the checks see the same
+	// numbers as quayctl storage replication-status.
+	ReplicationBacklog *ReplicationBacklog `json:"replication_backlog,omitempty"`
 }
 
 // LocationPlacement is one storage location's share.
@@ -75,6 +80,11 @@ func Placement(ctx context.Context, q Querier, sample int) (PlacementReport, err
 	if err != nil {
 		return p, fmt.Errorf("count blobs: %w", err)
 	}
+	backlog, err := ReplicationQueue(ctx, q, time.Now())
+	if err != nil {
+		return p, err
+	}
+	p.ReplicationBacklog = &backlog
 
 	if sample <= 0 {
 		return p, nil

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/quayctl/quayctl/diag"
 )
@@ -14,6 +15,8 @@ import (
 var (
 	replicationPlacementCheck = diag.Check{ID: "geo-replication.placement", Area: AreaReplication, Doc: doc("geo-replication-placement"),
 		Title: "blobs and bytes the database places in each location (imagestorageplacement), and blobs not yet in a DISTRIBUTED_STORAGE_DEFAULT_LOCATIONS location"}
+	replicationBacklogCheck = diag.Check{ID: "geo-replication.backlog", Area: AreaReplication, Doc: doc("geo-replication-backlog"),
+		Title: "the replication queue (imagestoragereplication) is short and its oldest item young"}
 	replicationSampleCheck = diag.Check{ID: "geo-replication.sample", Area: AreaReplication, Doc: doc("geo-replication-sample"),
 		Title: "a sample of the blobs the database places in each location is really in that location's storage"}
 )
@@ -21,6 +24,54 @@ var (
 var replicationChecks = []diag.Check{
 	replicationPlacementCheck.With(checkReplicationPlacement),
 	replicationSampleCheck.With(checkReplicationSample),
+	replicationBacklogCheck.With(checkReplicationBacklog),
+}
+
+// Backlog ages: older than replicationBacklogWarn is a warning (the worker
+// is slow, stopped, or a location is down), older than replicationBacklogFail
+// a failure (pulls in other regions have been falling back for a day).
+const (
+	replicationBacklogWarn = time.Hour
+	replicationBacklogFail = 24 * time.Hour
+)
+
+func checkReplicationBacklog(ctx context.Context, f diag.Facts) []diag.Finding {
+	c := replicationBacklogCheck
+	_, on, out := replicationEnabled(ctx, c, f)
+	if out != nil || !on {
+		return out // the placement check says that it is off
+	}
+	pl, err := diag.GetJSON[replicationPlacement](ctx, f, diag.FactDBPlacement)
+	if err != nil {
+		return []diag.Finding{c.FactError(diag.FactDBPlacement, err)}
+	}
+	b := pl.Backlog
+	if b == nil {
+		return []diag.Finding{c.Finding(diag.Info, "the replication queue was not read (a support bundle from an older quayctl)")}
+	}
+	age := time.Duration(b.OldestAgeSeconds) * time.Second
+	fd := c.Finding(diag.OK, "")
+	fd.Evidence = []string{fmt.Sprintf("queued: %d (in progress %d, retrying after a failure %d)", b.Queued, b.InProgress, b.Retrying)}
+	if b.OldestQueuedAt != nil {
+		fd.Evidence = append(fd.Evidence, fmt.Sprintf("oldest queued at %s, %s ago", b.OldestQueuedAt.UTC().Format(time.RFC3339), age.Round(time.Second)))
+	}
+	switch {
+	case b.Queued == 0:
+		fd.Title = "the replication queue is empty: every pushed blob was copied"
+	case age < replicationBacklogWarn:
+		fd.Title = fmt.Sprintf("%d blobs wait for replication; the oldest for %s", b.Queued, age.Round(time.Second))
+	default:
+		fd.Severity = diag.Warn
+		if age >= replicationBacklogFail {
+			fd.Severity = diag.Fail
+		}
+		fd.Title = fmt.Sprintf("replication is behind: %d blobs queued, the oldest for %s", b.Queued, age.Round(time.Minute))
+		fd.Remedy = "check that the storagereplication worker runs (quayctl logs quay, look for storagereplication; FEATURE_STORAGE_REPLICATION on), that every DISTRIBUTED_STORAGE_DEFAULT_LOCATIONS location is reachable and writable (quayctl storage probe), then watch the queue drain with quayctl storage replication-status"
+		if b.Retrying > 0 {
+			fd.Remedy = fmt.Sprintf("%d items failed and are retried with a growing delay: a location is probably down or refusing writes — ", b.Retrying) + fd.Remedy
+		}
+	}
+	return []diag.Finding{fd}
 }
 
 // replicationPlacement is database/placement.json (dbtools/diagnostics
@@ -34,6 +85,14 @@ type replicationPlacement struct {
 	TotalBlobs    int64 `json:"total_blobs"`
 	TotalBytes    int64 `json:"total_bytes"`
 	UnplacedBlobs int64 `json:"unplaced_blobs"`
+	// Backlog is the replication queue as the placements were read.
+	Backlog *struct {
+		Queued           int64      `json:"queued"`
+		InProgress       int64      `json:"in_progress"`
+		Retrying         int64      `json:"retrying"`
+		OldestQueuedAt   *time.Time `json:"oldest_queued_at"`
+		OldestAgeSeconds int64      `json:"oldest_age_seconds"`
+	} `json:"replication_backlog"`
 }
 
 // replicationMaxEvidence bounds the checksums listed as evidence.

@@ -109,3 +109,47 @@ func TestReplicationSampleCheck(t *testing.T) {
 		})
 	}
 }
+
+func TestReplicationBacklogCheck(t *testing.T) {
+	const on = "FEATURE_STORAGE_REPLICATION: true\nDISTRIBUTED_STORAGE_CONFIG: {us: [S3Storage, {}], eu: [S3Storage, {}]}\n"
+	placement := func(backlog string) []byte {
+		return []byte(`{"locations":[],"total_blobs":1,"total_bytes":1,"unplaced_blobs":0` + backlog + `}`)
+	}
+	queue := func(queued, retrying int, age time.Duration) string {
+		at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+		return `,"replication_backlog":{"queued":` + strconv.Itoa(queued) + `,"in_progress":0,"retrying":` + strconv.Itoa(retrying) +
+			`,"oldest_queued_at":"` + at.Format(time.RFC3339) + `","oldest_age_seconds":` + strconv.Itoa(int(age/time.Second)) + `}`
+	}
+	tests := []struct {
+		name     string
+		facts    diag.MapFacts
+		want     []want
+		remedy   string
+		evidence string
+	}{
+		{name: "not enabled", facts: diag.MapFacts{diag.FactConfig: []byte("FEATURE_STORAGE_REPLICATION: false")}},
+		{name: "empty queue", facts: diag.MapFacts{diag.FactConfig: []byte(on), diag.FactDBPlacement: placement(`,"replication_backlog":{"queued":0,"in_progress":0,"retrying":0,"oldest_age_seconds":0}`)},
+			want: []want{{diag.OK, "geo-replication.backlog", "the replication queue is empty"}}},
+		{name: "young backlog", facts: diag.MapFacts{diag.FactConfig: []byte(on), diag.FactDBPlacement: placement(queue(7, 0, 90*time.Second))},
+			want: []want{{diag.OK, "", "7 blobs wait for replication; the oldest for 1m30s"}}, evidence: "oldest queued at 2026-03-01T12:00:00Z, 1m30s ago"},
+		{name: "an hour behind", facts: diag.MapFacts{diag.FactConfig: []byte(on), diag.FactDBPlacement: placement(queue(40, 0, 2*time.Hour))},
+			want: []want{{diag.Warn, "", "replication is behind: 40 blobs queued, the oldest for 2h0m0s"}}, remedy: "storagereplication worker runs"},
+		{name: "a day behind, retrying", facts: diag.MapFacts{diag.FactConfig: []byte(on), diag.FactDBPlacement: placement(queue(3, 3, 25*time.Hour))},
+			want: []want{{diag.Fail, "", "replication is behind: 3 blobs queued"}}, remedy: "3 items failed and are retried"},
+		{name: "older bundle without the queue", facts: diag.MapFacts{diag.FactConfig: []byte(on), diag.FactDBPlacement: placement("")},
+			want: []want{{diag.Info, "", "the replication queue was not read"}}},
+		{name: "database unreachable", facts: diag.MapFacts{diag.FactConfig: []byte(on), diag.FactDBPlacement + ".error": []byte("no database connection: connection refused")},
+			want: []want{{diag.Warn, "", "could not gather database/placement.json"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fs := runCheck(t, replicationBacklogCheck.With(checkReplicationBacklog), tt.facts, tt.want...)
+			if tt.remedy != "" && !strings.Contains(fs[0].Remedy, tt.remedy) {
+				t.Errorf("remedy %q lacks %q", fs[0].Remedy, tt.remedy)
+			}
+			if tt.evidence != "" && !strings.Contains(evidence(fs[0]), tt.evidence) {
+				t.Errorf("evidence %q lacks %q", evidence(fs[0]), tt.evidence)
+			}
+		})
+	}
+}

@@ -75,6 +75,9 @@ type Server struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 	log  string
+	bin  string // for Restart
+	root string // the temporary directory holding Dir and the logs
+	port int
 }
 
 // Main runs the package's tests, then stops the gateway, then exits with the
@@ -151,6 +154,67 @@ func Shared(t testing.TB) *Server {
 		t.Fatal("tests3: gateway already stopped")
 	}
 	return srv
+}
+
+// NewServer starts a gateway of the test's own, independent of the shared
+// one (another "region" for geo-replication tests), which the test may stop
+// and restart; it is stopped and removed when the test ends. It skips like
+// Shared.
+func NewServer(t testing.TB) *Server {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("S3 tests do not run with -short")
+	}
+	if !mainCalled.Load() {
+		t.Fatal("tests3: call tests3.Main(m) (or tests3.Begin) from the package's TestMain, so gateways are stopped when the tests end")
+	}
+	s, err := start()
+	if err != nil {
+		if errors.Is(err, errNotInstalled) {
+			unavailable(t, err)
+		}
+		t.Fatalf("tests3: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.stop(); err != nil {
+			t.Logf("tests3: %v", err)
+		}
+	})
+	return s
+}
+
+// Halt stops the gateway's process, keeping its buckets, so that clients
+// see a storage outage; Restart brings it back on the same endpoint.
+func (s *Server) Halt(t testing.TB) {
+	t.Helper()
+	if s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(10 * time.Second):
+		s.kill()
+	}
+	s.cmd = nil
+}
+
+// Restart starts a halted gateway again on the same address and buckets.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	if s.cmd != nil {
+		t.Fatal("tests3: Restart of a gateway that is running")
+	}
+	var err error
+	// The port was ours a moment ago; give the kernel a few tries to
+	// release it.
+	for attempt := 0; attempt < 5; attempt++ {
+		if err = s.start(s.bin, s.root, s.port); err == nil {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("tests3: restart gateway on port %d: %v", s.port, err)
 }
 
 // NewBucket creates an empty bucket on the shared gateway for this test and
@@ -250,6 +314,7 @@ func start() (*Server, error) {
 			lastErr = err
 			continue
 		}
+		s.bin, s.root, s.port = bin, dir, port
 		return s, nil
 	}
 	_ = os.RemoveAll(dir)
@@ -323,7 +388,7 @@ func (s *Server) start(bin, dir string, port int) error {
 }
 
 func (s *Server) stop() error {
-	if s.cmd != nil && s.cmd.Process != nil {
+	if s.cmd != nil && s.cmd.Process != nil && s.done != nil {
 		_ = s.cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-s.done:

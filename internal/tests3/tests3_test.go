@@ -44,3 +44,35 @@ func TestNewBucket(t *testing.T) {
 		}
 	}
 }
+
+// A test's own gateway is independent of the shared one and survives a
+// halt and restart with its buckets.
+func TestNewServerHaltRestart(t *testing.T) {
+	s := NewServer(t)
+	shared := Shared(t)
+	if s.Endpoint == shared.Endpoint || s.Dir == shared.Dir {
+		t.Fatalf("NewServer shares the shared gateway: %s", s.Endpoint)
+	}
+	b := s.NewBucket(t)
+	get := func() error {
+		resp, err := http.Get(s.Endpoint + "/" + b + "/x")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	}
+	if err := get(); err != nil {
+		t.Fatalf("running gateway: %v", err)
+	}
+	s.Halt(t)
+	if err := get(); err == nil {
+		t.Fatal("halted gateway still answers")
+	}
+	s.Restart(t)
+	if err := get(); err != nil {
+		t.Fatalf("restarted gateway: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(s.Dir, b)); err != nil {
+		t.Errorf("bucket lost across restart: %v", err)
+	}
+}

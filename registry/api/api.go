@@ -28,6 +28,13 @@ type Options struct {
 	// (encfield.DeriveKey of DATABASE_SECRET_KEY) encrypts its credentials.
 	RepoMirror    bool
 	EncryptionKey []byte
+	// Notifications serves the repository notification API
+	// (notifications.go); nil: those routes answer 404.
+	Notifications Notifications
+	// AutoPrune (FEATURE_AUTO_PRUNE) serves …/autoprunepolicy.
+	AutoPrune bool
+	// Quota (FEATURE_QUOTA_MANAGEMENT and friends) serves …/quota (quota.go).
+	Quota QuotaOptions
 }
 
 // Users is what the API needs to create accounts.
@@ -84,14 +91,41 @@ func New(st store.Store, users Users, opts Options) *Handler {
 		"DELETE /api/v1/user/robots/{robot}":                             h.robot,
 		"POST /api/v1/user/robots/{robot}/regenerate":                    h.regenerateRobot,
 		"GET /api/v1/user/apptoken":                                      h.appTokens,
+		"GET /api/v1/repository/{ns}/{repo}/notification":                h.repoNotifications,
+		"POST /api/v1/repository/{ns}/{repo}/notification":               h.repoNotifications,
+		"GET /api/v1/repository/{ns}/{repo}/notification/{uuid}":         h.repoNotification,
+		"DELETE /api/v1/repository/{ns}/{repo}/notification/{uuid}":      h.repoNotification,
+		"POST /api/v1/repository/{ns}/{repo}/notification/{uuid}":        h.repoNotification,
+		"POST /api/v1/repository/{ns}/{repo}/notification/{uuid}/test":   h.testRepoNotification,
+		"GET /api/v1/user/notifications":                                 h.userNotifications,
+		"GET /api/v1/user/notifications/{uuid}":                          h.userNotification,
+		"PUT /api/v1/user/notifications/{uuid}":                          h.userNotification,
 		"POST /api/v1/user/apptoken":                                     h.appTokens,
 		"GET /api/v1/user/apptoken/{uuid}":                               h.appToken,
 		"DELETE /api/v1/user/apptoken/{uuid}":                            h.appToken,
 		"GET /api/v1/superuser/users":                                    h.superuserUsers,
 		"POST /api/v1/repository":                                        h.createRepository,
 		"GET /api/v1/repository":                                         h.listRepositories,
+		"GET /api/v1/organization/{org}/autoprunepolicy":                 h.autoPrunePolicies,
+		"POST /api/v1/organization/{org}/autoprunepolicy":                h.autoPrunePolicies,
+		"GET /api/v1/organization/{org}/autoprunepolicy/{uuid}":          h.autoPrunePolicy,
+		"PUT /api/v1/organization/{org}/autoprunepolicy/{uuid}":          h.autoPrunePolicy,
+		"DELETE /api/v1/organization/{org}/autoprunepolicy/{uuid}":       h.autoPrunePolicy,
+		"GET /api/v1/user/autoprunepolicy":                               h.autoPrunePolicies,
+		"POST /api/v1/user/autoprunepolicy":                              h.autoPrunePolicies,
+		"GET /api/v1/user/autoprunepolicy/{uuid}":                        h.autoPrunePolicy,
+		"PUT /api/v1/user/autoprunepolicy/{uuid}":                        h.autoPrunePolicy,
+		"DELETE /api/v1/user/autoprunepolicy/{uuid}":                     h.autoPrunePolicy,
+		"GET /api/v1/repository/{ns}/{repo}/autoprunepolicy":             h.autoPrunePolicies,
+		"POST /api/v1/repository/{ns}/{repo}/autoprunepolicy":            h.autoPrunePolicies,
+		"GET /api/v1/repository/{ns}/{repo}/autoprunepolicy/{uuid}":      h.autoPrunePolicy,
+		"PUT /api/v1/repository/{ns}/{repo}/autoprunepolicy/{uuid}":      h.autoPrunePolicy,
+		"DELETE /api/v1/repository/{ns}/{repo}/autoprunepolicy/{uuid}":   h.autoPrunePolicy,
 		"/api/v1/repository/":                                            h.repositoryRoutes,
 	} {
+		h.mux.HandleFunc(pattern, fn)
+	}
+	for pattern, fn := range h.quotaRoutes() {
 		h.mux.HandleFunc(pattern, fn)
 	}
 	return h

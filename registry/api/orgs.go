@@ -133,6 +133,7 @@ func (h *Handler) getOrganization(w http.ResponseWriter, r *http.Request) {
 		}
 		v["teams"], v["ordered_teams"] = byName, ordered
 		v["tag_expiration_s"] = org.RemovedTagExpirationS
+		h.addQuotaReport(ctx, org.ID, v) // quota.go
 	}
 	if admin {
 		v["email"], v["invoice_email"], v["invoice_email_address"] = org.Email, false, nil

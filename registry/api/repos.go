@@ -165,12 +165,14 @@ func (h *Handler) getRepository(w http.ResponseWriter, r *http.Request, c *Calle
 	if repo.Description != "" {
 		desc = repo.Description
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
+	v := map[string]any{
 		"namespace": repo.Namespace, "name": repo.Name, "kind": "image", "description": desc,
 		"is_public": repo.Public, "is_organization": ns.Organization, "is_starred": false,
 		"status_token": "", "trust_enabled": false, "tag_expiration_s": ns.RemovedTagExpirationS,
 		"state": repoState(repo.State), "can_write": g.Write, "can_admin": g.Admin, "is_free_account": true,
-	})
+	}
+	h.addRepoQuotaReport(r.Context(), repo, v) // quota.go
+	writeJSON(w, http.StatusOK, v)
 }
 
 // updateRepository is PUT /api/v1/repository/{ns}/{repo}: the description.

@@ -11,6 +11,10 @@ import (
 	"github.com/quayctl/quayctl/registry/store"
 )
 
+// maxExpirationS is 9999-12-31T23:59:59Z, the last moment a tag
+// expiration may name.
+const maxExpirationS = 253402300799
+
 // tagNameRE is Quay's TAG_REGEX.
 var tagNameRE = regexp.MustCompile(`^[\w][\w.-]{0,127}$`)
 
@@ -41,6 +45,12 @@ func (h *Handler) putTag(w http.ResponseWriter, r *http.Request, c *Caller, rt r
 		var exp *float64
 		if err := json.Unmarshal(raw, &exp); err != nil || (exp != nil && (math.IsNaN(*exp) || math.IsInf(*exp, 0))) {
 			badRequest(w, "expiration must be a number of seconds since the epoch, or null")
+			return
+		}
+		// Beyond year 9999 the milliseconds overflow int64 and the date
+		// would come out as some arbitrary past or future moment.
+		if exp != nil && (*exp < 0 || *exp > maxExpirationS) {
+			badRequest(w, "expiration must be a date between 1970 and 9999, in seconds since the epoch, or null")
 			return
 		}
 		var when *time.Time

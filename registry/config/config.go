@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -54,17 +55,36 @@ type Config struct {
 	// Registry features and workers.
 	// FeatureSparseIndex lets an image index reference child manifests the
 	// registry does not hold (Quay's sparse manifest lists).
-	FeatureSparseIndex       bool `yaml:"FEATURE_SPARSE_INDEX"`
-	FeatureQuotaManagement   bool `yaml:"FEATURE_QUOTA_MANAGEMENT"`
-	FeatureAutoPrune         bool `yaml:"FEATURE_AUTO_PRUNE"`
-	FeatureRepoMirror        bool `yaml:"FEATURE_REPO_MIRROR"`
-	FeatureGarbageCollection bool `yaml:"FEATURE_GARBAGE_COLLECTION"`
+	FeatureSparseIndex     bool `yaml:"FEATURE_SPARSE_INDEX"`
+	FeatureQuotaManagement bool `yaml:"FEATURE_QUOTA_MANAGEMENT"`
+	// Quota management (quota.go in this package): FEATURE_EDIT_QUOTA and
+	// FEATURE_VERIFY_QUOTA are true when unset, as in Quay.
+	FeatureEditQuota              bool  `yaml:"FEATURE_EDIT_QUOTA"`
+	FeatureVerifyQuota            bool  `yaml:"FEATURE_VERIFY_QUOTA"`
+	DefaultSystemRejectQuotaBytes int64 `yaml:"DEFAULT_SYSTEM_REJECT_QUOTA_BYTES"`
+	QuotaTotalDelaySeconds        int   `yaml:"QUOTA_TOTAL_DELAY_SECONDS"`
+	FeatureAutoPrune              bool  `yaml:"FEATURE_AUTO_PRUNE"`
+	FeatureRepoMirror             bool  `yaml:"FEATURE_REPO_MIRROR"`
+	FeatureGarbageCollection      bool  `yaml:"FEATURE_GARBAGE_COLLECTION"`
 	// GarbageCollectionFrequency is seconds between GC passes (Quay: 30).
 	GarbageCollectionFrequency int `yaml:"GARBAGE_COLLECTION_FREQUENCY"`
 	// RepoMirrorInterval is seconds between mirror worker passes (Quay:
 	// 30); RepoMirrorRollback undoes a sync in which any tag failed.
 	RepoMirrorInterval int  `yaml:"REPO_MIRROR_INTERVAL"`
 	RepoMirrorRollback bool `yaml:"REPO_MIRROR_ROLLBACK"`
+	// Auto-prune worker (Quay's autopruneworker): seconds between passes
+	// (Quay: 30), namespaces per pass (Quay: 10), and minutes a namespace
+	// rests after a run (Quay: 60).
+	AutoPruningPollPeriod                  int `yaml:"AUTO_PRUNING_POLL_PERIOD"`
+	AutoPruningBatchSize                   int `yaml:"AUTO_PRUNING_BATCH_SIZE"`
+	AutopruneTaskRunMinimumIntervalMinutes int `yaml:"AUTOPRUNE_TASK_RUN_MINIMUM_INTERVAL_MINUTES"`
+	// Abandoned upload sessions (Quay's blobuploadcleanupworker): the age
+	// in minutes after which one is removed (Quay: 2 days), seconds
+	// between passes (Quay: 1 hour), and whether partial uploads are also
+	// swept from storage (Quay: true).
+	BlobUploadDeletionThreshold int  `yaml:"BLOBUPLOAD_DELETION_DATE_THRESHOLD"`
+	BlobUploadCleanupFrequency  int  `yaml:"BLOBUPLOAD_CLEANUP_FREQUENCY"`
+	CleanBlobUploadFolder       bool `yaml:"CLEAN_BLOB_UPLOAD_FOLDER"`
 
 	// Repositories and tags.
 	CreatePrivateRepoOnPush  bool     `yaml:"CREATE_PRIVATE_REPO_ON_PUSH"`
@@ -241,12 +261,19 @@ func (c *Config) getenv(name string) string {
 	return c.env(name)
 }
 
+// splitPreference reads QUAY_DISTRIBUTED_STORAGE_PREFERENCE. Quay splits
+// it on whitespace; commas are accepted too ("us,eu"), which Quay would
+// take as one unknown location name.
+func splitPreference(v string) []string {
+	return strings.FieldsFunc(v, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
+}
+
 // StoragePreference is the order in which locations are read; the first one
 // receives uploads. The environment variable QUAY_DISTRIBUTED_STORAGE_PREFERENCE
 // (space-separated) wins over the key, as in Quay; with neither set, every
 // configured location is used, sorted by name.
 func (c *Config) StoragePreference() []string {
-	if env := strings.Fields(c.getenv(EnvStoragePreference)); len(env) > 0 {
+	if env := splitPreference(c.getenv(EnvStoragePreference)); len(env) > 0 {
 		return env
 	}
 	if len(c.DistributedStoragePreference) > 0 {
@@ -282,6 +309,31 @@ func (c *Config) GCFrequency() time.Duration {
 	return time.Duration(c.GarbageCollectionFrequency) * time.Second
 }
 
+// BlobUploadDeletionAge is how old an unfinished upload session must be
+// before it is removed (BLOBUPLOAD_DELETION_DATE_THRESHOLD minutes, two
+// days when unset).
+func (c *Config) BlobUploadDeletionAge() time.Duration {
+	if c.BlobUploadDeletionThreshold <= 0 {
+		return 48 * time.Hour
+	}
+	return time.Duration(c.BlobUploadDeletionThreshold) * time.Minute
+}
+
+// BlobUploadCleanupInterval is the time between upload cleanup passes
+// (BLOBUPLOAD_CLEANUP_FREQUENCY seconds, one hour when unset).
+func (c *Config) BlobUploadCleanupInterval() time.Duration {
+	if c.BlobUploadCleanupFrequency <= 0 {
+		return time.Hour
+	}
+	return time.Duration(c.BlobUploadCleanupFrequency) * time.Second
+}
+
+// CleansUploadFolder reports whether the upload cleanup also sweeps
+// partial uploads from storage (CLEAN_BLOB_UPLOAD_FOLDER, true when unset).
+func (c *Config) CleansUploadFolder() bool {
+	return !c.IsSet("CLEAN_BLOB_UPLOAD_FOLDER") || c.CleanBlobUploadFolder
+}
+
 // RepoMirrorIntervalDuration is the time between mirror worker passes
 // (REPO_MIRROR_INTERVAL, 30 s when unset).
 func (c *Config) RepoMirrorIntervalDuration() time.Duration {
@@ -289,6 +341,24 @@ func (c *Config) RepoMirrorIntervalDuration() time.Duration {
 		return 30 * time.Second
 	}
 	return time.Duration(c.RepoMirrorInterval) * time.Second
+}
+
+// AutoPrunePollPeriod is the time between auto-prune worker passes
+// (AUTO_PRUNING_POLL_PERIOD, 30 s when unset).
+func (c *Config) AutoPrunePollPeriod() time.Duration {
+	if c.AutoPruningPollPeriod <= 0 {
+		return 30 * time.Second
+	}
+	return time.Duration(c.AutoPruningPollPeriod) * time.Second
+}
+
+// AutoPruneMinInterval is how long a namespace rests between auto-prune
+// runs (AUTOPRUNE_TASK_RUN_MINIMUM_INTERVAL_MINUTES, 60 minutes when unset).
+func (c *Config) AutoPruneMinInterval() time.Duration {
+	if c.AutopruneTaskRunMinimumIntervalMinutes <= 0 {
+		return time.Hour
+	}
+	return time.Duration(c.AutopruneTaskRunMinimumIntervalMinutes) * time.Minute
 }
 
 // ExternalURL is the scheme and host clients use to reach the registry.

@@ -258,6 +258,11 @@ func TestStoragePreferenceEnv(t *testing.T) {
 	if !slices.Equal(cfg.DistributedStoragePreference, []string{"us", "eu"}) {
 		t.Errorf("the key itself changed: %v", cfg.DistributedStoragePreference)
 	}
+	// Commas separate too (Quay splits on whitespace only).
+	cfg, _, err = Load(LoadOptions{Path: path, Env: envFrom(map[string]string{EnvStoragePreference: "eu,us"})})
+	if err != nil || !slices.Equal(cfg.StoragePreference(), []string{"eu", "us"}) {
+		t.Errorf("comma-separated env: %v, %v", cfg.StoragePreference(), err)
+	}
 	cfg, _, err = Load(LoadOptions{Path: path, Env: noEnv})
 	if err != nil || !slices.Equal(cfg.StoragePreference(), []string{"us", "eu"}) {
 		t.Errorf("without env: %v, %v", cfg.StoragePreference(), err)

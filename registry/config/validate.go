@@ -33,6 +33,7 @@ func (c *Config) Validate() []Problem {
 	c.validateStorage(&ps)
 	c.validateTags(&ps)
 	c.validateMisc(&ps)
+	c.validateQuota(&ps) // quota.go
 	c.validateNotYet(&ps)
 	// A key with the wrong type was already reported; its zero value would
 	// only add a second, misleading problem.
@@ -191,7 +192,7 @@ func (c *Config) validateStorage(ps *problems) {
 	}
 
 	prefKey, pref := "DISTRIBUTED_STORAGE_PREFERENCE", c.DistributedStoragePreference
-	if env := strings.Fields(c.getenv(EnvStoragePreference)); len(env) > 0 {
+	if env := splitPreference(c.getenv(EnvStoragePreference)); len(env) > 0 {
 		prefKey, pref = EnvStoragePreference, env
 	}
 	c.checkLocationList(ps, prefKey, pref, names)
@@ -205,9 +206,17 @@ func (c *Config) validateStorage(ps *problems) {
 			ps.errorf("FEATURE_STORAGE_REPLICATION", "list the storage locations in DISTRIBUTED_STORAGE_PREFERENCE",
 				"needs DISTRIBUTED_STORAGE_PREFERENCE, which is empty (Quay refuses to start too)")
 		}
+		if len(names) < 2 {
+			ps.errorf("FEATURE_STORAGE_REPLICATION", "add the other regions to DISTRIBUTED_STORAGE_CONFIG, or turn replication off",
+				"needs at least two storage locations; DISTRIBUTED_STORAGE_CONFIG has %d", len(names))
+		}
+		if len(c.DistributedStorageDefaultLocations) == 0 {
+			ps.warnf("DISTRIBUTED_STORAGE_DEFAULT_LOCATIONS", "list the locations every blob must reach, such as ["+strings.Join(names, ", ")+"]",
+				"is empty while FEATURE_STORAGE_REPLICATION is on: nothing is replicated")
+		}
 		if hasLocal {
 			ps.warnf("FEATURE_STORAGE_REPLICATION", "use object storage in every location, or turn replication off",
-				"does nothing while a location uses LocalStorage (Quay's replication worker will not run)")
+				"a location uses LocalStorage: Quay's replication worker will not run (quayctl serve replicates anyway)")
 		}
 	}
 }
@@ -317,9 +326,6 @@ var notYetImplemented = []struct {
 	{"FEATURE_REQUIRE_ENCRYPTED_BASIC_AUTH", func(c *Config) bool { return c.FeatureRequireEncryptedBasicAuth }, "encrypted CLI passwords are not implemented; plain passwords are still accepted"},
 	{"CREATE_NAMESPACE_ON_PUSH", func(c *Config) bool { return c.CreateNamespaceOnPush }, "pushes do not create organisations yet"},
 	{"PUBLIC_NAMESPACES", func(c *Config) bool { return len(c.PublicNamespaces) > 0 }, "public namespaces are not listed specially yet"},
-	{"FEATURE_STORAGE_REPLICATION", func(c *Config) bool { return c.FeatureStorageReplication }, "geo-replication is not implemented yet"},
-	{"FEATURE_QUOTA_MANAGEMENT", func(c *Config) bool { return c.FeatureQuotaManagement }, "quotas are not tracked or enforced yet"},
-	{"FEATURE_AUTO_PRUNE", func(c *Config) bool { return c.FeatureAutoPrune }, "auto-prune policies are not run yet"},
 }
 
 func (c *Config) validateNotYet(ps *problems) {

@@ -98,6 +98,23 @@ func TestValidationRules(t *testing.T) {
 			want:  []string{`error: FEATURE_ANONYMOUS_ACCESS: expected true or false, got the string "maybe" — write true or false, without quotes`},
 		},
 		{
+			name:  "quota keys: negative values",
+			extra: "DEFAULT_SYSTEM_REJECT_QUOTA_BYTES: -1\nQUOTA_TOTAL_DELAY_SECONDS: -5\n",
+			want: []string{
+				`error: DEFAULT_SYSTEM_REJECT_QUOTA_BYTES: is -1, which is negative — use a number of bytes, such as 107374182400 (100 GiB), or 0 for no default limit`,
+				`error: QUOTA_TOTAL_DELAY_SECONDS: is -5, which is negative — use a number of seconds, such as 1800 (Quay's default)`,
+			},
+		},
+		{
+			name:  "quota keys: Quay's defaults",
+			extra: "FEATURE_QUOTA_MANAGEMENT: true\n",
+			check: func(t *testing.T, cfg *Config) {
+				if !cfg.FeatureEditQuota || !cfg.FeatureVerifyQuota || cfg.QuotaTotalDelay().Seconds() != 1800 || cfg.DefaultSystemRejectQuotaBytes != 0 {
+					t.Errorf("edit=%v verify=%v delay=%v default=%d", cfg.FeatureEditQuota, cfg.FeatureVerifyQuota, cfg.QuotaTotalDelay(), cfg.DefaultSystemRejectQuotaBytes)
+				}
+			},
+		},
+		{
 			name:  "quoted true is a string",
 			extra: "FEATURE_QUOTA_MANAGEMENT: \"true\"\n",
 			want:  []string{`error: FEATURE_QUOTA_MANAGEMENT: expected true or false, got the string "true" — write true or false, without quotes`},
@@ -105,7 +122,6 @@ func TestValidationRules(t *testing.T) {
 		{
 			name:  "YAML 1.1 booleans read as Quay reads them",
 			extra: "FEATURE_QUOTA_MANAGEMENT: yes\nFEATURE_GARBAGE_COLLECTION: off\n",
-			want:  []string{`warning: FEATURE_QUOTA_MANAGEMENT: is accepted but not acted on by quayctl serve: quotas are not tracked or enforced yet — expect Quay's behaviour only from a later quayctl release`},
 			check: func(t *testing.T, cfg *Config) {
 				if !cfg.FeatureQuotaManagement || cfg.FeatureGarbageCollection {
 					t.Errorf("quota=%v gc=%v, want true false", cfg.FeatureQuotaManagement, cfg.FeatureGarbageCollection)
@@ -341,8 +357,23 @@ func TestValidationRules(t *testing.T) {
 			patch: map[string]any{"FEATURE_STORAGE_REPLICATION": true, "DISTRIBUTED_STORAGE_PREFERENCE": []any{}},
 			want: []string{
 				`error: FEATURE_STORAGE_REPLICATION: needs DISTRIBUTED_STORAGE_PREFERENCE, which is empty (Quay refuses to start too) — list the storage locations in DISTRIBUTED_STORAGE_PREFERENCE`,
-				`warning: FEATURE_STORAGE_REPLICATION: does nothing while a location uses LocalStorage (Quay's replication worker will not run) — use object storage in every location, or turn replication off`,
-				`warning: FEATURE_STORAGE_REPLICATION: is accepted but not acted on by quayctl serve: geo-replication is not implemented yet — expect Quay's behaviour only from a later quayctl release`,
+				`error: FEATURE_STORAGE_REPLICATION: needs at least two storage locations; DISTRIBUTED_STORAGE_CONFIG has 1 — add the other regions to DISTRIBUTED_STORAGE_CONFIG, or turn replication off`,
+				`warning: DISTRIBUTED_STORAGE_DEFAULT_LOCATIONS: is empty while FEATURE_STORAGE_REPLICATION is on: nothing is replicated — list the locations every blob must reach, such as [default]`,
+				`warning: FEATURE_STORAGE_REPLICATION: a location uses LocalStorage: Quay's replication worker will not run (quayctl serve replicates anyway) — use object storage in every location, or turn replication off`,
+			},
+		},
+		{
+			name: "replication across two regions",
+			patch: map[string]any{"FEATURE_STORAGE_REPLICATION": true,
+				"DISTRIBUTED_STORAGE_CONFIG": map[string]any{
+					"us": []any{"S3Storage", map[string]any{"storage_path": "/r", "s3_bucket": "us"}},
+					"eu": []any{"S3Storage", map[string]any{"storage_path": "/r", "s3_bucket": "eu"}},
+				},
+				"DISTRIBUTED_STORAGE_PREFERENCE":        []any{"us", "eu"},
+				"DISTRIBUTED_STORAGE_DEFAULT_LOCATIONS": []any{"us", "eu", "ap"},
+			},
+			want: []string{
+				`error: DISTRIBUTED_STORAGE_DEFAULT_LOCATIONS: "ap" is not a location in DISTRIBUTED_STORAGE_CONFIG — use one of: eu, us`,
 			},
 		},
 		{

@@ -54,7 +54,9 @@ func newEnv(t *testing.T, uri string) *env {
 	return &env{st: st, blob: d, c: c}
 }
 
-const linkTTL = 50 * time.Millisecond
+// linkTTL is short so tests need not wait an hour, yet long enough for a
+// busy machine to push the manifest before its blobs lose their links.
+const linkTTL = 750 * time.Millisecond
 
 func digestOf(b []byte) string {
 	s := sha256.Sum256(b)

@@ -31,7 +31,9 @@ import (
 	"oras.land/oras-go/v2/registry/remote"
 	"oras.land/oras-go/v2/registry/remote/auth"
 
+	"github.com/quayctl/quayctl/internal/redact"
 	"github.com/quayctl/quayctl/registry/encfield"
+	"github.com/quayctl/quayctl/registry/notify"
 	"github.com/quayctl/quayctl/registry/storage"
 	"github.com/quayctl/quayctl/registry/store"
 )
@@ -52,6 +54,13 @@ type Options struct {
 	// http.DefaultTransport.
 	Transport *http.Transport
 	Logger    *slog.Logger
+	// CancelPoll is how often a running sync re-reads its row to notice a
+	// sync-cancel (or a lost claim) and stop mid-copy (default 2s).
+	CancelPoll time.Duration
+	// Notifier receives repo_mirror_sync_started, _success and _failed
+	// (Quay's notification events, payload {"message": ...}); nil: none.
+	// A notification that cannot be recorded never fails a sync.
+	Notifier notify.Emitter
 }
 
 // Syncer runs mirror syncs against one store and storage location.
@@ -69,6 +78,12 @@ func New(st store.Store, blobs storage.Driver, opts Options) *Syncer {
 	}
 	if opts.MaxManifestBytes <= 0 {
 		opts.MaxManifestBytes = 4 << 20
+	}
+	if opts.Notifier == nil {
+		opts.Notifier = notify.Nop{}
+	}
+	if opts.CancelPoll <= 0 {
+		opts.CancelPoll = 2 * time.Second
 	}
 	return &Syncer{st: st, blobs: blobs, opts: opts, log: opts.Logger}
 }
@@ -131,9 +146,12 @@ func (s *Syncer) Sync(ctx context.Context, c *store.MirrorConfig) (claimed bool,
 		return false, err
 	}
 	tagsText := strings.Join(c.TagPatterns, ",")
-	s.audit(ctx, c, "repo_mirror_sync_started", map[string]any{
-		"message": fmt.Sprintf("'%s' with tag pattern '%s'", c.ExternalReference, tagsText), "tags": tagsText})
-	res, syncErr := s.sync(ctx, c)
+	// Quay's message: "'<external_reference>' with tag pattern '<globs>'",
+	// followed by ": <reason>" when the sync failed.
+	message := fmt.Sprintf("'%s' with tag pattern '%s'", c.ExternalReference, tagsText)
+	s.audit(ctx, c, notify.MirrorSyncStarted, map[string]any{"verb": "start", "message": message, "tags": tagsText})
+	s.notify(ctx, c, notify.MirrorSyncStarted, message)
+	res, syncErr := s.watched(ctx, c)
 	if errors.Is(syncErr, errCancelled) {
 		s.log.Info("repository mirror sync cancelled", "repository", c.FullName())
 		return true, syncErr
@@ -151,18 +169,65 @@ func (s *Syncer) Sync(ctx context.Context, c *store.MirrorConfig) (claimed bool,
 	} else if !ok {
 		return true, errors.Join(syncErr, errCancelled)
 	}
-	md := map[string]any{"message": fmt.Sprintf("'%s' with tag pattern '%s'", c.ExternalReference, tagsText), "tags": tagsText}
+	md := map[string]any{"verb": "end", "message": message, "tags": tagsText}
 	if res != nil {
 		md["synced"], md["deleted"] = strings.Join(res.Synced, ","), strings.Join(res.Deleted, ",")
 	}
 	if syncErr != nil {
-		md["error"] = syncErr.Error()
-		s.audit(rctx, c, "repo_mirror_sync_failed", md)
+		reason, _ := redact.String(syncErr.Error())
+		md["error"], md["message"] = reason, message+": "+reason
+		s.audit(rctx, c, notify.MirrorSyncFailed, md)
+		s.notify(rctx, c, notify.MirrorSyncFailed, message+": "+reason)
 		s.log.Warn("repository mirror sync failed", "repository", c.FullName(), "source", c.ExternalReference, "error", syncErr)
 		return true, syncErr
 	}
-	s.audit(rctx, c, "repo_mirror_sync_success", md)
+	s.audit(rctx, c, notify.MirrorSyncSuccess, md)
+	s.notify(rctx, c, notify.MirrorSyncSuccess, message)
 	return true, nil
+}
+
+// watched runs sync while a watcher re-reads the row every CancelPoll:
+// when the claim is gone (sync-cancel gives the row a new transaction id)
+// the sync's context ends with errCancelled, so a long blob copy stops at
+// once instead of at the next tag. Tags move only after every copy, so a
+// cancelled sync leaves no tag changed.
+func (s *Syncer) watched(ctx context.Context, c *store.MirrorConfig) (*Result, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		t := time.NewTicker(s.opts.CancelPoll)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := s.stillClaimed(ctx, c); errors.Is(err, errCancelled) {
+					cancel(errCancelled)
+					return
+				}
+			}
+		}
+	}()
+	res, err := s.sync(ctx, c)
+	if cause := context.Cause(ctx); errors.Is(cause, errCancelled) {
+		return res, errCancelled
+	}
+	return res, err
+}
+
+// notify hands a sync event to the notifications; a failure to record it
+// is logged, never the sync's failure.
+func (s *Syncer) notify(ctx context.Context, c *store.MirrorConfig, kind, message string) {
+	ev := notify.Event{Kind: kind, RepositoryID: c.RepositoryID, Namespace: c.Namespace, Repository: c.Repository,
+		Data: map[string]any{"message": message}}
+	if err := s.opts.Notifier.Emit(ctx, ev); err != nil {
+		s.log.WarnContext(ctx, "cannot record the mirror notification event", "kind", kind, "repository", c.FullName(), "error", err)
+	}
 }
 
 func (s *Syncer) audit(ctx context.Context, c *store.MirrorConfig, kind string, md map[string]any) {

@@ -37,6 +37,24 @@ func FromConfig(c *config.Config) Settings {
 		RepoMirror:              c.FeatureRepoMirror,
 		RepoMirrorInterval:      c.RepoMirrorIntervalDuration(),
 		RepoMirrorRollback:      c.RepoMirrorRollback,
+		QuotaManagement:         c.FeatureQuotaManagement,
+		EditQuota:               c.FeatureEditQuota,
+		VerifyQuota:             c.FeatureVerifyQuota,
+		DefaultRejectQuotaBytes: c.DefaultSystemRejectQuotaBytes,
+		QuotaTotalDelay:         c.QuotaTotalDelay(),
+		// Quay's notificationworker always runs; nothing to switch it off.
+		Notifications:         true,
+		PreferredURLScheme:    c.PreferredURLScheme,
+		StorageReplication:    c.FeatureStorageReplication,
+		DefaultLocations:      c.DistributedStorageDefaultLocations,
+		AutoPrune:             c.FeatureAutoPrune,
+		AutoPrunePollPeriod:   c.AutoPrunePollPeriod(),
+		AutoPruneBatchSize:    c.AutoPruningBatchSize,
+		AutoPruneMinInterval:  c.AutoPruneMinInterval(),
+		UploadCleanup:         true,
+		UploadCleanupInterval: c.BlobUploadCleanupInterval(),
+		UploadCleanupAge:      c.BlobUploadDeletionAge(),
+		CleanUploadFolder:     c.CleansUploadFolder(),
 	}
 	if d, err := c.DefaultTagExpiration(); err == nil {
 		s.DefaultTagExpiration = &d

@@ -33,13 +33,15 @@ func (s *Server) wireGC(st *store.DB) {
 
 // GC is a collector over this server's database and storage locations.
 func (s *Server) GC() *gc.Collector {
-	return gc.New(s.Store, s.Storage, gc.Options{Logger: s.log})
+	// Stale upload sessions age by BLOBUPLOAD_DELETION_DATE_THRESHOLD here
+	// too, so the GC pass and the upload cleanup worker agree.
+	return gc.New(s.Store, s.Storage, gc.Options{Logger: s.log, Store: store.GCOptions{StaleUploadAge: s.settings.UploadCleanupAge}})
 }
 
 // startGC runs the garbage-collection worker when FEATURE_GARBAGE_COLLECTION
-// is on.
+// is on and this process runs the gcworker (serve --only-workers).
 func (s *Server) startGC(ctx context.Context) {
-	if !s.settings.GarbageCollection {
+	if !s.settings.GarbageCollection || !s.runs("gcworker") {
 		return
 	}
 	s.wg.Add(1)

@@ -11,13 +11,15 @@ import (
 func (s *Server) Mirror() *mirror.Syncer {
 	loc := s.settings.Preference[0]
 	return mirror.New(s.Store, s.Storage[loc], mirror.Options{Location: loc, EncryptionKey: s.encKey,
-		Rollback: s.settings.RepoMirrorRollback, MaxManifestBytes: s.settings.MaxManifestBytes, Logger: s.log})
+		Rollback: s.settings.RepoMirrorRollback, MaxManifestBytes: s.settings.MaxManifestBytes, Logger: s.log,
+		Notifier: s.Notifier})
 }
 
 // startMirror runs the repository mirror worker when FEATURE_REPO_MIRROR
-// is on; replicas coordinate through the database claim.
+// is on and this process runs Quay's repomirror worker (serve
+// --only-workers); replicas coordinate through the database claim.
 func (s *Server) startMirror(ctx context.Context) {
-	if !s.settings.RepoMirror {
+	if !s.settings.RepoMirror || !s.runs("repomirror") {
 		return
 	}
 	s.wg.Add(1)

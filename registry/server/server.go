@@ -85,6 +85,58 @@ type Settings struct {
 	RepoMirror         bool
 	RepoMirrorInterval time.Duration
 	RepoMirrorRollback bool
+	// UploadCleanup runs the upload cleanup worker (Quay's
+	// blobuploadcleanupworker, always on in Quay) every
+	// UploadCleanupInterval (BLOBUPLOAD_CLEANUP_FREQUENCY), removing upload
+	// sessions older than UploadCleanupAge
+	// (BLOBUPLOAD_DELETION_DATE_THRESHOLD); CleanUploadFolder
+	// (CLEAN_BLOB_UPLOAD_FOLDER) also sweeps the drivers' own leftovers.
+	UploadCleanup         bool
+	UploadCleanupInterval time.Duration
+	UploadCleanupAge      time.Duration
+	CleanUploadFolder     bool
+	// AutoPrune (FEATURE_AUTO_PRUNE) serves the auto-prune policy API and
+	// runs the worker every AutoPrunePollPeriod (AUTO_PRUNING_POLL_PERIOD),
+	// taking at most AutoPruneBatchSize namespaces (AUTO_PRUNING_BATCH_SIZE)
+	// each due once per AutoPruneMinInterval
+	// (AUTOPRUNE_TASK_RUN_MINIMUM_INTERVAL_MINUTES); zero: Quay's defaults.
+	AutoPrune            bool
+	AutoPrunePollPeriod  time.Duration
+	AutoPruneBatchSize   int
+	AutoPruneMinInterval time.Duration
+	// QuotaManagement (FEATURE_QUOTA_MANAGEMENT) keeps namespace and
+	// repository sizes, serves the quota API (EditQuota: FEATURE_EDIT_QUOTA)
+	// and checks pushes (VerifyQuota: FEATURE_VERIFY_QUOTA) against limits
+	// or DefaultRejectQuotaBytes (DEFAULT_SYSTEM_REJECT_QUOTA_BYTES); the
+	// backfill worker starts after QuotaTotalDelay (QUOTA_TOTAL_DELAY_SECONDS).
+	// See quotaworker.go.
+	QuotaManagement         bool
+	EditQuota               bool
+	VerifyQuota             bool
+	DefaultRejectQuotaBytes int64
+	QuotaTotalDelay         time.Duration
+	// StorageReplication (FEATURE_STORAGE_REPLICATION) copies every blob to
+	// each DefaultLocations entry (DISTRIBUTED_STORAGE_DEFAULT_LOCATIONS);
+	// the worker polls every ReplicationInterval (10 s when 0) and retries
+	// a failed copy after ReplicationBackoff, doubling (10 s when 0).
+	StorageReplication  bool
+	DefaultLocations    []string
+	ReplicationInterval time.Duration
+	ReplicationBackoff  time.Duration
+	// Notifications runs the notification worker (Quay's
+	// notificationworker, always on in Quay: FromConfig sets it).
+	// PreferredURLScheme (PREFERRED_URL_SCHEME) builds the homepage links
+	// of payloads; WebhookHostnameBlacklist (WEBHOOK_HOSTNAME_BLACKLIST)
+	// adds to the refused webhook hosts (nil: localhost and 127.0.0.1);
+	// Mail is the SMTP server of e-mail notifications, used with Mailing;
+	// NotificationRetryAfter and NotificationPoll: zero takes Quay's 30s
+	// and 10s.
+	Notifications            bool
+	PreferredURLScheme       string
+	WebhookHostnameBlacklist []string
+	Mail                     *notify.Mail
+	NotificationRetryAfter   time.Duration
+	NotificationPoll         time.Duration
 }
 
 // Server is a running registry's state.
@@ -104,7 +156,8 @@ type Server struct {
 	only     []string // Options.OnlyWorkers
 	// Notifier receives repository events (push, mirror sync, quota);
 	// producers get it through their options.
-	Notifier notify.Emitter
+	Notifier   notify.Emitter
+	dispatcher *notify.Dispatcher // the real Notifier, and the notification worker
 }
 
 // Options are process-level choices, not config keys.
@@ -124,6 +177,9 @@ func New(ctx context.Context, s Settings, opts Options) (*Server, error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(WithRequestID(slog.NewTextHandler(os.Stderr, nil)))
+	}
+	if err := checkReplication(s); err != nil {
+		return nil, err
 	}
 	if len(s.Preference) == 0 {
 		return nil, errors.New("DISTRIBUTED_STORAGE_PREFERENCE is empty: name the storage location that receives pushes")
@@ -155,6 +211,10 @@ func New(ctx context.Context, s Settings, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("DISTRIBUTED_STORAGE_PREFERENCE names %q, which is not in DISTRIBUTED_STORAGE_CONFIG", s.Preference[0])
 	}
 	srv.wireGC(st)
+	srv.wireQuota(st)
+	srv.dispatcher = srv.newDispatcher(st)
+	srv.Notifier = srv.dispatcher
+	srv.Store = srv.placementStore(st)
 	if res := storage.Probe(ctx, preferred); !res.OK {
 		return nil, fmt.Errorf("storage location %q (%s) failed its start-up probe: %w — check that the storage path or bucket exists and is writable", s.Preference[0], preferred.Name(), res.Err)
 	}
@@ -194,14 +254,17 @@ func New(ctx context.Context, s Settings, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("registering the instance service key: %w", err)
 	}
 	srv.audit = newAuditQueue(st, log, 4096)
-	v2h := v2.New(st, preferred, access{srv.Auth}, srv.audit, v2.Options{
+	v2h := v2.New(srv.Store, preferred, access{srv.Auth}, srv.audit, v2.Options{
 		Location: s.Preference[0], MaxManifestBytes: s.MaxManifestBytes, UploadedBlobTTL: s.UploadedBlobTTL,
 		TempTagTTL: s.TempTagTTL, PublicOnPush: !s.CreatePrivateRepoOnPush, SparseIndex: s.SparseIndex,
 		SparseManifests: s.SparseManifests, SuperusersFullAccess: s.SuperusersFullAccess, Logger: log,
-		ProxyStorage: s.ProxyStorage,
+		ProxyStorage: s.ProxyStorage, Locations: srv.Storage, Preference: s.Preference,
+		Notifier: srv.Notifier, Quota: v2.QuotaOptions{Enabled: s.QuotaManagement, Verify: s.VerifyQuota},
 	})
 	apih := api.New(st, users{srv.Auth, st}, api.Options{UserInitialize: s.UserInitialize, AuthType: s.AuthType, Mailing: s.Mailing, Logger: log,
-		Access: apiAccess{srv.Auth}, IsSuperuser: srv.Auth.IsSuperuser, RepoMirror: s.RepoMirror, EncryptionKey: encKey})
+		Access: apiAccess{srv.Auth}, IsSuperuser: srv.Auth.IsSuperuser, RepoMirror: s.RepoMirror, EncryptionKey: encKey,
+		Notifications: srv.dispatcher,
+		AutoPrune:     s.AutoPrune, Quota: api.QuotaOptions{Enabled: s.QuotaManagement, Edit: s.EditQuota, DefaultRejectBytes: s.DefaultRejectQuotaBytes}})
 	srv.Health = srv.healthChecks()
 	mux := http.NewServeMux()
 	mux.Handle("/v2/auth", srv.Auth.TokenHandler())
@@ -258,6 +321,11 @@ func (s *Server) Start(ctx context.Context) {
 	}()
 	s.startGC(ctx)
 	s.startMirror(ctx)
+	s.startNotifications(ctx)
+	s.startAutoPrune(ctx)
+	s.startUploadCleanup(ctx)
+	s.startQuota(ctx)
+	s.startReplication(ctx)
 }
 
 // runs reports whether the named background worker may run in this

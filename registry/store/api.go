@@ -344,6 +344,16 @@ type Store interface {
 	GCStore
 	// Repository mirroring (mirror.go).
 	MirrorStore
+	// Repository notifications, their delivery queue, in-app notifications (notifications.go).
+	NotificationStore
+	// Quota management (quota.go).
+	QuotaStore
+	// Abandoned upload sessions (uploadcleanup.go).
+	UploadCleanupStore
+	// Namespace auto-prune policies and tasks (autoprune.go).
+	AutoPruneStore
+	// Geo-replication queue and placements (replication.go).
+	ReplicationStore
 }
 
 // Errors of organisations, teams, robots and permissions. Use errors.Is.

@@ -28,6 +28,7 @@ var ourTables = []string{
 	"queueitem", "userorganizationquota", "quotatype", "quotalimits", "quotanamespacesize", "quotarepositorysize",
 	"quotaregistrysize", "namespaceautoprunepolicy", "repositoryautoprunepolicy", "autoprunetaskstatus",
 	"repomirrorconfig", "repomirrorrule",
+	"externalnotificationevent", "externalnotificationmethod", "notificationkind", "notification", "repositorynotification",
 }
 
 // quayReference builds a SQLite database from Quay's own schema dump and

@@ -429,12 +429,22 @@ func (g *gcRun) purgeRepository(ctx context.Context, tx *sql.Tx, repoID int64, i
 			{"mirror config", `DELETE FROM repomirrorconfig WHERE repository_id = ?`},
 			{"mirror rule links", `UPDATE repomirrorrule SET left_child_id = NULL, right_child_id = NULL WHERE repository_id = ?`},
 			{"mirror rules", `DELETE FROM repomirrorrule WHERE repository_id = ?`},
+			{"notifications", `DELETE FROM repositorynotification WHERE repository_id = ?`},
 			{"deletion marker", `DELETE FROM deletedrepository WHERE repository_id = ?`},
 			{"repository", `DELETE FROM repository WHERE id = ?`},
+		}
+		var nsID int64 // quota: the namespace shrinks with the purge (quota.go)
+		if err := db.queryRow(ctx, tx, `SELECT namespace_user_id FROM repository WHERE id = ?`, repoID).Scan(&nsID); err != nil {
+			return err
 		}
 		for _, s := range steps {
 			if _, err := db.exec(ctx, tx, s.sql, repoID); err != nil {
 				return fmt.Errorf("delete %s: %w", s.what, err)
+			}
+		}
+		if !g.o.DryRun {
+			if err := db.namespaceQuotaChanged(ctx, tx, nsID); err != nil {
+				return err
 			}
 		}
 		out.Repositories, out.Tags, out.Manifests, out.ManifestBytes, out.Uploads = 1, tags, manifests, bytes, uploads
@@ -634,6 +644,14 @@ func (g *gcRun) deleteManifestsOf(ctx context.Context, repo int64, ids []int64) 
 			`DELETE FROM manifest WHERE id IN (` + in + `)`,
 		} {
 			if _, err := db.exec(ctx, tx, q, args...); err != nil {
+				return err
+			}
+		}
+		// Quota sizes (quota.go). A dry run holds every step in one
+		// transaction that is rolled back: taking namespace locks there
+		// would only risk lock-order deadlocks with pushes.
+		if !g.o.DryRun {
+			if err := db.quotaChanged(ctx, tx, false, repo); err != nil {
 				return err
 			}
 		}

@@ -221,6 +221,12 @@ func (db *DB) insertManifest(ctx context.Context, tx *sql.Tx, p PutManifestParam
 			return nil, fmt.Errorf("insert manifestchild: %w", err)
 		}
 	}
+	if len(blobIDs) > 0 {
+		// Quota: recount (and enforce) in this transaction (quota.go).
+		if err := db.quotaChanged(ctx, tx, true, p.RepositoryID); err != nil {
+			return nil, err
+		}
+	}
 	m.ID, m.RepositoryID = id, p.RepositoryID
 	return &m, nil
 }
@@ -373,7 +379,7 @@ func (db *DB) DeleteManifest(ctx context.Context, repositoryID int64, digest str
 				return fmt.Errorf("delete %s: %w", s.what, err)
 			}
 		}
-		return nil
+		return db.quotaChanged(ctx, tx, false, repositoryID) // quota.go
 	})
 	if err != nil {
 		return fmt.Errorf("delete manifest %s in repository id %d: %w", digest, repositoryID, err)

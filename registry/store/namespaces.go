@@ -378,6 +378,7 @@ func (db *DB) DeleteRobot(ctx context.Context, robotID int64) error {
 			`DELETE FROM repositorypermission WHERE user_id = ?`,
 			`DELETE FROM oauthaccesstoken WHERE authorized_user_id = ?`,
 			`DELETE FROM appspecificauthtoken WHERE user_id = ?`,
+			`DELETE FROM notification WHERE target_id = ?`,
 			`DELETE FROM "user" WHERE id = ?`,
 		} {
 			if _, err := db.exec(ctx, tx, q, robotID); err != nil {

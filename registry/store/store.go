@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -50,6 +51,8 @@ type DB struct {
 	gcMu           sync.RWMutex
 	blobVerifier   func(ctx context.Context, location, digest string) error
 	defaultTagExpS *int64 // DEFAULT_TAG_EXPIRATION in seconds; nil: two weeks
+
+	quota atomic.Pointer[QuotaPolicy] // quota.go; nil: the zero policy
 }
 
 const (

@@ -47,6 +47,7 @@ var (
 	ErrTagInvalid          = register("TAG_INVALID", "TAG_INVALID", "manifest tag did not match URI", http.StatusBadRequest, "Tags match [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}.")
 	ErrUnauthorized        = register("UNAUTHORIZED", "UNAUTHORIZED", "authentication required", http.StatusUnauthorized, "Log in (podman login) or request a token with the scope named in WWW-Authenticate.")
 	ErrDenied              = register("DENIED", "DENIED", "requested access to the resource is denied", http.StatusForbidden, "You are logged in but lack the permission; ask a repository admin.")
+	ErrQuotaExceeded       = register("QUOTA_EXCEEDED", "DENIED", "Quota has been exceeded on namespace", http.StatusForbidden, "The push would take the namespace over its Reject quota limit; delete tags and let garbage collection run, or ask a superuser to raise the quota. See docs/quota.md.")
 	ErrUnsupported         = register("UNSUPPORTED", "UNSUPPORTED", "the operation is unsupported", http.StatusMethodNotAllowed, "The method is not supported on this endpoint.")
 	ErrUnsupportedType     = register("UNSUPPORTED_MEDIA_TYPE", "MANIFEST_INVALID", "manifest media type not supported", http.StatusUnsupportedMediaType, "Docker schema 1 manifests are refused; push Docker schema 2 or OCI.")
 	ErrInternal            = register("INTERNAL", "UNKNOWN", "internal server error", http.StatusInternalServerError, "The registry failed; its log has the request id.")

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/quayctl/quayctl/registry/notify"
 	"github.com/quayctl/quayctl/registry/storage"
 	"github.com/quayctl/quayctl/registry/store"
 )
@@ -80,7 +81,19 @@ type Options struct {
 	// Quay's expires_in): long enough to start the download, short enough
 	// that a leaked URL is soon useless.
 	SignedURLTTL time.Duration
-	Logger       *slog.Logger
+	// Quota is quota management (FEATURE_QUOTA_MANAGEMENT, quota.go).
+	Quota  QuotaOptions
+	Logger *slog.Logger
+	// Locations are every configured storage location by name
+	// (DISTRIBUTED_STORAGE_CONFIG) and Preference this instance's read
+	// order (DISTRIBUTED_STORAGE_PREFERENCE): a pull is served by the first
+	// location in that order that holds the blob, falling back to the
+	// others when it fails (geo-replication). Empty: blobs is the only one.
+	Locations  map[string]storage.Driver
+	Preference []string
+	// Notifier receives repo_push events for repository notifications
+	// (registry/notify); nil: none.
+	Notifier notify.Emitter
 }
 
 // Auditor records audit log entries; the server makes it asynchronous so
@@ -98,6 +111,7 @@ type Handler struct {
 	opts    Options
 	log     *slog.Logger
 	uploads keyedMutex
+	failing failingLocations
 }
 
 // New builds the /v2/ handler.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/quayctl/quayctl/registry/notify"
 	"github.com/quayctl/quayctl/registry/store"
 )
 
@@ -194,20 +195,30 @@ func (h *Handler) putManifest(req *request) *Error {
 	p := store.PutManifestParams{RepositoryID: repo.ID, Manifest: m, BlobDigests: blobs, ChildDigests: children, TempTagTTL: h.opts.TempTagTTL}
 	if len(tags) == 0 {
 		if _, err := h.store.PutManifest(ctx, p); err != nil {
-			return manifestStoreErr(err)
+			return h.manifestQuotaErr(req, repo, err)
 		}
 	}
 	for _, t := range tags {
 		p.Tag = t
 		if _, err := h.store.PutManifest(ctx, p); err != nil {
-			return manifestStoreErr(err)
+			return h.manifestQuotaErr(req, repo, err)
 		}
 	}
 	meta := map[string]any{"manifest_digest": got.String()}
 	if len(tags) > 0 {
 		meta["tag"] = strings.Join(tags, ",")
 	}
+	h.warnQuota(req, repo, meta) // quota.go
 	h.auditRepo(req, "push_repo", repo, meta)
+	// Repository notifications: Emit only queues deliveries, and a
+	// notification never fails a push.
+	if len(tags) > 0 && h.opts.Notifier != nil {
+		ev := notify.Event{Kind: notify.RepoPush, RepositoryID: repo.ID, Namespace: repo.Namespace, Repository: repo.Name,
+			Data: map[string]any{"updated_tags": tags}}
+		if err := h.opts.Notifier.Emit(ctx, ev); err != nil {
+			h.log.WarnContext(ctx, "cannot queue repo_push notifications", "repository", repo.FullName(), "err", err)
+		}
+	}
 	w := req.w
 	w.Header().Set("Location", "/v2/"+req.route.name+"/manifests/"+got.String())
 	w.Header().Set("Docker-Content-Digest", got.String())

@@ -363,17 +363,37 @@ func (h *Handler) finish(req *request, repo *store.Repository, u *store.Upload, 
 		h.discard(ctx, u)
 		return newErr(ErrDigestInvalid, map[string]string{"expected": want.String(), "computed": got.String()})
 	}
+	if e := h.checkBlobQuota(req, repo, want, u.ByteCount); e != nil { // quota.go
+		h.discard(ctx, u)
+		return e
+	}
 	dst := blobPath(want)
+	// Bytes already stored under the digest are reused, but this upload's
+	// own bytes stay until the blob is linked: garbage collection may
+	// delete the stored object between the check and the link.
+	reused := false
 	if _, err := h.blobs.Stat(ctx, dst); err == nil {
-		_ = h.blobs.Delete(ctx, storage.UploadPath(u.UUID)) // same bytes already stored
+		reused = true
 	} else if err := h.blobs.Move(ctx, storage.UploadPath(u.UUID), dst); err != nil {
 		return internal(err)
 	}
-	if _, err := h.store.LinkBlob(ctx, repo.ID, want.String(), u.ByteCount, h.opts.Location, h.opts.UploadedBlobTTL); err != nil {
+	_, err = h.store.LinkBlob(ctx, repo.ID, want.String(), u.ByteCount, h.opts.Location, h.opts.UploadedBlobTTL)
+	if errors.Is(err, store.ErrBlobGone) && reused {
+		// Collected in between: store this upload's bytes and link again.
+		if err := h.blobs.Move(ctx, storage.UploadPath(u.UUID), dst); err != nil {
+			return internal(err)
+		}
+		reused = false
+		_, err = h.store.LinkBlob(ctx, repo.ID, want.String(), u.ByteCount, h.opts.Location, h.opts.UploadedBlobTTL)
+	}
+	if err != nil {
 		if errors.Is(err, store.ErrBlobGone) {
 			return newErr(ErrBlobUploadInvalid, err.Error())
 		}
 		return internal(err)
+	}
+	if reused {
+		_ = h.blobs.Delete(ctx, storage.UploadPath(u.UUID)) // same bytes already stored
 	}
 	if err := h.store.DeleteUpload(ctx, u.UUID); err != nil {
 		h.log.WarnContext(ctx, "could not delete finished upload row", "upload", u.UUID, "error", err)

@@ -130,6 +130,18 @@ func mirrorStatusRun(ctx context.Context, opts *MirrorStatusOptions) error {
 				t.tone(7, toneBad)
 			}
 		}
-		return t.render(w, opts.IO.OutTTY)
+		if err := t.render(w, opts.IO.OutTTY); err != nil {
+			return err
+		}
+		// The reason does not fit a column; it is what the operator needs
+		// first (chapter 6.5: wrong credentials, TLS, source down).
+		for _, m := range res.Mirrors {
+			if m.LastError != "" {
+				if _, err := fmt.Fprintf(w, "\n%s: last sync failed: %s", m.Repository, m.LastError); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
 	})
 }

@@ -13,6 +13,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"oras.land/oras-go/v2/registry/remote"
+	"oras.land/oras-go/v2/registry/remote/auth"
+
+	"github.com/quayctl/quayctl/internal/testregistry"
+	"github.com/quayctl/quayctl/registry/server"
 )
 
 // safetyTimeout only bounds a hung test; synchronisation uses Ready and
@@ -450,5 +458,198 @@ func TestBoundListen(t *testing.T) {
 		if got := boundListen(tt.listen, bound); got != tt.want {
 			t.Errorf("boundListen(%q) = %q, want %q", tt.listen, got, tt.want)
 		}
+	}
+}
+
+// TestServeOnlyWorkersFlags: --only-workers takes Quay's worker names,
+// comma-separated or repeated; unknown names are refused with the list.
+func TestServeOnlyWorkersFlags(t *testing.T) {
+	valid := strings.Join(WorkerNames, ", ")
+	runFlagTable(t, nil, NewCmdServe,
+		func(o *ServeOptions) { o.IO, o.Getenv, o.Ready = nil, nil, nil },
+		[]flagCase[ServeOptions]{
+			{name: "one", args: []string{"serve", "--only-workers", "repomirror"},
+				want: ServeOptions{Listen: ":8080", DataDir: "./quay-data", OnlyWorkers: []string{"repomirror"}}},
+			{name: "comma-separated", args: []string{"serve", "--only-workers", "repomirror,gcworker"},
+				want: ServeOptions{Listen: ":8080", DataDir: "./quay-data", OnlyWorkers: []string{"repomirror", "gcworker"}}},
+			{name: "repeated, duplicates dropped", args: []string{"serve", "--only-workers=gcworker", "--only-workers", "repomirror", "--only-workers", "gcworker"},
+				want: ServeOptions{Listen: ":8080", DataDir: "./quay-data", OnlyWorkers: []string{"gcworker", "repomirror"}}},
+			{name: "every worker", args: []string{"serve", "--only-workers", strings.Join(WorkerNames, ",")},
+				want: ServeOptions{Listen: ":8080", DataDir: "./quay-data", OnlyWorkers: WorkerNames}},
+			{name: "unknown worker", args: []string{"serve", "--only-workers", "repomirror,repomirrorworker"},
+				wantStderr: usageErr(`--only-workers: "repomirrorworker" is not a worker; valid workers: ` + valid)},
+			{name: "empty name", args: []string{"serve", "--only-workers", "gcworker,,repomirror"},
+				wantStderr: usageErr("--only-workers has an empty name; valid workers: " + valid)},
+			{name: "no value", args: []string{"serve", "--only-workers"}, wantStderr: usageErr("flag needs an argument: --only-workers")},
+		})
+}
+
+// pushSourceImage pushes a one-layer image to reg as user and tags it.
+func pushSourceImage(t *testing.T, reg *testregistry.Registry, repo, user, pass, layer, tag string) string {
+	t.Helper()
+	ctx := context.Background()
+	r, err := remote.NewRepository(reg.Addr + "/" + repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.PlainHTTP = true
+	r.Client = &auth.Client{Client: http.DefaultClient, Cache: auth.NewCache(),
+		Credential: auth.StaticCredential(reg.Addr, auth.Credential{Username: user, Password: pass})}
+	push := func(b []byte, mt string) ocispec.Descriptor {
+		d := ocispec.Descriptor{MediaType: mt, Digest: digest.FromBytes(b), Size: int64(len(b))}
+		if err := r.Push(ctx, d, bytes.NewReader(b)); err != nil {
+			t.Fatalf("push to the source: %v", err)
+		}
+		return d
+	}
+	m := ocispec.Manifest{MediaType: ocispec.MediaTypeImageManifest,
+		Config: push([]byte(`{"architecture":"amd64","os":"linux"}`), ocispec.MediaTypeImageConfig),
+		Layers: []ocispec.Descriptor{push([]byte(layer), ocispec.MediaTypeImageLayer)}}
+	m.SchemaVersion = 2
+	b, _ := json.Marshal(m)
+	d := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromBytes(b), Size: int64(len(b))}
+	if err := r.PushReference(ctx, d, bytes.NewReader(b), tag); err != nil {
+		t.Fatalf("push to the source: %v", err)
+	}
+	return d.Digest.String()
+}
+
+// TestServeOnlyWorkers: a `quayctl serve --only-workers repomirror`
+// process syncs a due mirror and serves no /v2/ or /api/v1 (only health);
+// one started with --only-workers gcworker leaves the mirror alone.
+func TestServeOnlyWorkers(t *testing.T) {
+	heavy(t)
+	ctx := context.Background()
+	const secret = "only-workers-test-secret"
+	src := testregistry.Start(t, "sqlite:///"+filepath.Join(t.TempDir(), "src.db"), nil)
+	src.CreateUser(t, "source", "source-password1")
+	want := pushSourceImage(t, src, "source/app", "source", "source-password1", "app layer", "v1")
+
+	dir := t.TempDir()
+	dbURI := "sqlite:///" + filepath.Join(dir, "quay.db")
+	// The API side: a registry on the same database and storage whose
+	// mirror worker's next pass is far away, to configure and observe.
+	api := testregistry.Start(t, dbURI, func(s *server.Settings) {
+		s.RepoMirror, s.RepoMirrorInterval, s.DatabaseSecretKey = true, 1<<40, secret
+		s.Locations = map[string]server.Location{"local_us": {Driver: "LocalStorage", Params: map[string]any{"storage_path": filepath.Join(dir, "storage")}}}
+		s.Preference = []string{"local_us"}
+	})
+	ou := api.CreateUser(t, "olivia", "olivia-password1")
+	robot, _, err := api.Srv.Auth.CreateRobot(ctx, ou.ID, "mirror", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo, err := api.Srv.Store.CreateRepository(ctx, ou.ID, "mirror", false, ou.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apiDo := func(method, path, body string) (int, []byte) {
+		t.Helper()
+		s := &runningServe{t: t, url: api.URL}
+		return s.do(method, path, body, "olivia", "olivia-password1")
+	}
+	mirrorPath := "/api/v1/repository/olivia/mirror/mirror"
+	if code, body := apiDo("POST", mirrorPath, `{"is_enabled": true, "external_reference": "`+src.Addr+`/source/app",
+		"external_registry_username": "source", "external_registry_password": "source-password1",
+		"external_registry_config": {"verify_tls": false}, "sync_interval": 3600, "sync_start_date": "2000-01-01T00:00:00Z",
+		"root_rule": {"rule_kind": "tag_glob_csv", "rule_value": ["v*"]}, "robot_username": "`+robot.Username+`"}`); code != 201 {
+		t.Fatalf("create mirror: %d %s", code, body)
+	}
+	syncStatus := func() string {
+		t.Helper()
+		code, body := apiDo("GET", mirrorPath, "")
+		var v struct {
+			SyncStatus string `json:"sync_status"`
+		}
+		if err := json.Unmarshal(body, &v); code != 200 || err != nil {
+			t.Fatalf("GET mirror: %d %s", code, body)
+		}
+		return v.SyncStatus
+	}
+
+	cfg := filepath.Join(dir, "config.yaml")
+	writeFile(t, cfg, `SERVER_HOSTNAME: localhost:8080
+PREFERRED_URL_SCHEME: http
+DB_URI: `+dbURI+`
+DATABASE_SECRET_KEY: `+secret+`
+SECRET_KEY: test-secret-key
+SETUP_COMPLETE: true
+FEATURE_REPO_MIRROR: true
+REPO_MIRROR_INTERVAL: 1
+FEATURE_GARBAGE_COLLECTION: true
+DISTRIBUTED_STORAGE_CONFIG:
+  local_us: [LocalStorage, {storage_path: `+filepath.Join(dir, "storage")+`}]
+DISTRIBUTED_STORAGE_PREFERENCE: [local_us]
+`)
+	probe := func(s *runningServe) {
+		t.Helper()
+		checkHealth(t, s)
+		for _, p := range []string{"/v2/", "/v2/olivia/mirror/tags/list", "/api/v1/repository/olivia/mirror/mirror", "/api/v1/discovery"} {
+			if code, body := s.do("GET", p, ""); code != http.StatusNotFound || !strings.Contains(string(body), "--only-workers") {
+				t.Errorf("GET %s on a worker-only process: %d %s, want 404", p, code, body)
+			}
+		}
+	}
+
+	gc := startServe(t, nil, "--config", cfg, "--listen", "127.0.0.1:0", "--only-workers", "gcworker")
+	probe(gc)
+	// Three mirror intervals: a process that ran the mirror worker would
+	// have claimed the due mirror by now.
+	time.Sleep(3500 * time.Millisecond)
+	if got := syncStatus(); got != "NEVER_RUN" {
+		t.Fatalf("--only-workers gcworker: mirror status %s, want NEVER_RUN", got)
+	}
+	if err, exit := gc.stop(); err != nil || exit != ExitOK {
+		t.Fatalf("stop: %v, exit %d", err, exit)
+	}
+	if !strings.Contains(gc.stderr.String(), "workers=gcworker") {
+		t.Errorf("the log does not name the workers:\n%s", gc.stderr.String())
+	}
+
+	mw := startServe(t, nil, "--config", cfg, "--listen", "127.0.0.1:0", "--only-workers", "repomirror")
+	probe(mw)
+	deadline := time.Now().Add(time.Minute)
+	for syncStatus() != "SUCCESS" {
+		if time.Now().After(deadline) {
+			t.Fatalf("the repomirror worker did not sync within a minute: %s\n%s", syncStatus(), mw.stderr.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	m, _, err := api.Srv.Store.ManifestByTag(ctx, repo.ID, "v1")
+	if err != nil || m.Digest != want {
+		t.Fatalf("mirrored v1: %v %v, want %s", m, err, want)
+	}
+	if err, exit := mw.stop(); err != nil || exit != ExitOK {
+		t.Fatalf("stop: %v, exit %d", err, exit)
+	}
+	if strings.Contains(mw.stderr.String(), "source-password1") {
+		t.Error("the source password is in the log")
+	}
+}
+
+// TestServeOnlyWorkersFeatureOff: naming a worker whose feature is off
+// (the embedded default has no mirroring) warns that nothing will run;
+// the process still answers health and refuses the registry API.
+func TestServeOnlyWorkersFeatureOff(t *testing.T) {
+	needEmbeddedDefault(t)
+	s := startServe(t, nil, "--listen", "127.0.0.1:0", "--data-dir", t.TempDir(), "--only-workers", "repomirror")
+	if code, body := s.do("GET", "/health/instance", ""); code != http.StatusOK {
+		t.Fatalf("/health/instance: %d %s", code, body)
+	}
+	if code, _ := s.do("GET", "/v2/", ""); code != http.StatusNotFound {
+		t.Errorf("/v2/ on a worker-only process: %d, want 404", code)
+	}
+	if err, exit := s.stop(); err != nil || exit != ExitOK {
+		t.Fatalf("shutdown: %v, exit %d", err, exit)
+	}
+	stderr := s.stderr.String()
+	for _, want := range []string{"level=WARN", "--only-workers names repomirror but FEATURE_REPO_MIRROR is off, so it will not run",
+		"only background workers run; the registry API is not served", "workers=repomirror"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+	if strings.Contains(stderr, "Create the first user") {
+		t.Error("the first-user hint on a worker-only process")
 	}
 }

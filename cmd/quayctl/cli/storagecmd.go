@@ -51,10 +51,11 @@ type storageProbeResult struct {
 func addStorageCommands(root *cobra.Command, f *Factory) {
 	group := findSubcommand(root, "storage")
 	if group == nil {
-		group = groupCmd(&cobra.Command{Use: "storage", Short: "Storage tools: probe each location"})
+		group = groupCmd(&cobra.Command{Use: "storage", Short: "Storage tools: probe each location, geo-replication status"})
 		root.AddCommand(group)
 	}
 	group.AddCommand(NewCmdStorageProbe(f, nil))
+	group.AddCommand(NewCmdStorageReplicationStatus(f, nil))
 }
 
 // NewCmdStorageProbe builds `quayctl storage probe`.

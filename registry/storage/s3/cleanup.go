@@ -8,7 +8,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	s3api "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/quayctl/quayctl/registry/storage"
 )
+
+var _ storage.AbandonedCleaner = (*Driver)(nil)
 
 // CleanupAbandoned aborts multipart uploads started more than olderThan ago
 // and removes in-progress tails last written more than olderThan ago, so the

@@ -1,0 +1,234 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/quayctl/quayctl/registry/server"
+	"github.com/quayctl/quayctl/registry/store"
+)
+
+// TestAutoPrunePolicyAPI drives the namespace auto-prune policy API over
+// HTTP: create, list, read, update, delete, bad input, permissions and
+// audit entries, for an organisation and a user's own namespace.
+func TestAutoPrunePolicyAPI(t *testing.T) {
+	for name, uri := range dialects(t) {
+		t.Run(name, func(t *testing.T) {
+			reg := startRegistry(t, uri(t), func(s *server.Settings) {
+				s.AutoPrune = true
+				s.AutoPrunePollPeriod = time.Hour // the worker is tested below
+				s.SuperUsers = []string{"root"}
+				s.SuperusersFullAccess = true
+			})
+			creds := map[string]cred{"anonymous": {}}
+			for _, u := range []string{"root", "olivia", "mike", "eve"} {
+				reg.createUser(t, u, pw(u))
+				creds[u] = cred{user: u, pass: pw(u)}
+			}
+			owner := creds["olivia"]
+			mustAPI(t, reg, owner, 201, "POST", "/organization/", map[string]any{"name": "acme", "email": "acme@example.com"})
+			mustAPI(t, reg, owner, 200, "PUT", "/organization/acme/team/readers", map[string]any{"role": "member"})
+			mustAPI(t, reg, owner, 200, "PUT", "/organization/acme/team/readers/members/mike", nil)
+			const base = "/organization/acme/autoprunepolicy/"
+
+			created := mustAPI(t, reg, owner, 201, "POST", base, map[string]any{"method": "number_of_tags", "value": 10})
+			id, _ := created["uuid"].(string)
+			if len(id) != 36 {
+				t.Fatalf("create answered %v, want a uuid", created)
+			}
+			mustAPI(t, reg, owner, 201, "POST", base, map[string]any{"method": "creation_date", "value": "7d", "tagPattern": "^dev-", "tagPatternMatches": false})
+
+			list := mustAPI(t, reg, owner, 200, "GET", base, nil)
+			pols, _ := list["policies"].([]any)
+			if len(pols) != 2 {
+				t.Fatalf("list = %v, want two policies", list)
+			}
+			want0 := map[string]any{"uuid": id, "method": "number_of_tags", "value": float64(10), "tagPattern": nil, "tagPatternMatches": true}
+			if fmt.Sprint(pols[0]) != fmt.Sprint(want0) {
+				t.Errorf("first policy %v, want %v", pols[0], want0)
+			}
+			if p1 := pols[1].(map[string]any); p1["value"] != "7d" || p1["tagPattern"] != "^dev-" || p1["tagPatternMatches"] != false {
+				t.Errorf("second policy %v", p1)
+			}
+
+			if code, _ := api(t, reg, owner, "PUT", base+id, map[string]any{"method": "number_of_tags", "value": 3, "tagPattern": "^v"}); code != http.StatusNoContent {
+				t.Fatalf("update: %d, want 204", code)
+			}
+			if got := mustAPI(t, reg, owner, 200, "GET", base+id, nil); got["value"] != float64(3) || got["tagPattern"] != "^v" {
+				t.Errorf("after update: %v", got)
+			}
+
+			bad := []struct {
+				name, method, path string
+				body               any
+				want               int
+				detail             string
+			}{
+				{"unknown method", "POST", base, map[string]any{"method": "newest", "value": 1}, 400, "unknown method"},
+				{"no tags kept", "POST", base, map[string]any{"method": "number_of_tags", "value": 0}, 400, "at least 1"},
+				{"bad duration", "POST", base, map[string]any{"method": "creation_date", "value": "7 days"}, 400, "is not a duration"},
+				{"bad regex", "POST", base, map[string]any{"method": "number_of_tags", "value": 1, "tagPattern": "(["}, 400, "regular expression"},
+				{"empty pattern", "POST", base, map[string]any{"method": "number_of_tags", "value": 1, "tagPattern": ""}, 400, "tagPattern is empty"},
+				{"duplicate", "POST", base, map[string]any{"method": "creation_date", "value": "7d", "tagPattern": "^dev-", "tagPatternMatches": false}, 400, "already exists"},
+				{"not JSON", "POST", base, "{", 400, "not valid JSON"},
+				{"update to bad input", "PUT", base + id, map[string]any{"method": "number_of_tags", "value": -1}, 400, "at least 1"},
+				{"unknown uuid", "GET", base + "00000000-0000-0000-0000-000000000000", nil, 404, "Policy not found"},
+				{"update unknown uuid", "PUT", base + "00000000-0000-0000-0000-000000000000", map[string]any{"method": "number_of_tags", "value": 1}, 404, ""},
+				{"unknown organisation", "GET", "/organization/nope/autoprunepolicy/", nil, 403, ""},
+			}
+			for _, tc := range bad {
+				code, m := api(t, reg, owner, tc.method, tc.path, tc.body)
+				if code != tc.want || !strings.Contains(fmt.Sprint(m["detail"]), tc.detail) {
+					t.Errorf("%s: %d %v, want %d with %q", tc.name, code, m["detail"], tc.want, tc.detail)
+				}
+			}
+
+			perms := []struct {
+				who  string
+				want int
+			}{{"anonymous", 401}, {"eve", 403}, {"mike", 403}, {"root", 200}}
+			for _, p := range perms {
+				if code, _ := api(t, reg, creds[p.who], "GET", base, nil); code != p.want {
+					t.Errorf("%s lists policies: %d, want %d", p.who, code, p.want)
+				}
+				if p.want != 200 {
+					if code, _ := api(t, reg, creds[p.who], "POST", base, map[string]any{"method": "number_of_tags", "value": 99}); code != p.want {
+						t.Errorf("%s creates a policy: %d, want %d", p.who, code, p.want)
+					}
+					if code, _ := api(t, reg, creds[p.who], "DELETE", base+id, nil); code != p.want {
+						t.Errorf("%s deletes a policy: %d, want %d", p.who, code, p.want)
+					}
+				}
+			}
+
+			if got := mustAPI(t, reg, owner, 200, "DELETE", base+id, nil); got["uuid"] != id {
+				t.Errorf("delete answered %v", got)
+			}
+			mustAPI(t, reg, owner, 404, "GET", base+id, nil)
+			mustAPI(t, reg, owner, 404, "DELETE", base+id, nil)
+
+			// The caller's own namespace.
+			mine := mustAPI(t, reg, creds["eve"], 201, "POST", "/user/autoprunepolicy/", map[string]any{"method": "creation_date", "value": "2w"})
+			if l := mustAPI(t, reg, creds["eve"], 200, "GET", "/user/autoprunepolicy/", nil); len(l["policies"].([]any)) != 1 {
+				t.Errorf("user policies %v", l)
+			}
+			mustAPI(t, reg, creds["eve"], 200, "GET", "/user/autoprunepolicy/"+mine["uuid"].(string), nil)
+			mustAPI(t, reg, creds["olivia"], 404, "GET", "/user/autoprunepolicy/"+mine["uuid"].(string), nil)
+			mustAPI(t, reg, cred{}, 401, "GET", "/user/autoprunepolicy/", nil)
+
+			// A repository's own policies, for its administrators.
+			mustAPI(t, reg, owner, 201, "POST", "/repository", map[string]any{"namespace": "acme", "repository": "app", "visibility": "private"})
+			mustAPI(t, reg, owner, 200, "PUT", "/repository/acme/app/permissions/user/mike", map[string]any{"role": "read"})
+			const rbase = "/repository/acme/app/autoprunepolicy/"
+			rp := mustAPI(t, reg, owner, 201, "POST", rbase, map[string]any{"method": "creation_date", "value": "30d", "tagPattern": "^pr-"})
+			rid, _ := rp["uuid"].(string)
+			if got := mustAPI(t, reg, owner, 200, "GET", rbase+rid, nil); got["value"] != "30d" || got["tagPattern"] != "^pr-" {
+				t.Errorf("repository policy %v", got)
+			}
+			mustAPI(t, reg, owner, 400, "POST", rbase, map[string]any{"method": "creation_date", "value": "30d", "tagPattern": "^pr-"})
+			mustAPI(t, reg, owner, 400, "POST", rbase, map[string]any{"method": "creation_date", "value": "30 d"})
+			mustAPI(t, reg, creds["mike"], 403, "GET", rbase, nil)
+			mustAPI(t, reg, creds["mike"], 403, "POST", rbase, map[string]any{"method": "number_of_tags", "value": 1})
+			mustAPI(t, reg, creds["eve"], 403, "GET", rbase, nil)
+			mustAPI(t, reg, owner, 404, "GET", "/repository/acme/app/autoprunepolicy/"+mine["uuid"].(string), nil) // eve's, elsewhere
+			if code, _ := api(t, reg, owner, "PUT", rbase+rid, map[string]any{"method": "number_of_tags", "value": 4}); code != http.StatusNoContent {
+				t.Errorf("update repository policy: %d", code)
+			}
+			if l := mustAPI(t, reg, owner, 200, "GET", rbase, nil); len(l["policies"].([]any)) != 1 || l["policies"].([]any)[0].(map[string]any)["value"] != float64(4) {
+				t.Errorf("repository policies %v", l)
+			}
+			if l := mustAPI(t, reg, owner, 200, "GET", base, nil); len(l["policies"].([]any)) != 1 {
+				t.Errorf("the repository's policy shows among the organisation's: %v", l)
+			}
+			mustAPI(t, reg, owner, 200, "DELETE", rbase+rid, nil)
+			mustAPI(t, reg, owner, 404, "GET", rbase+rid, nil)
+
+			ctx := context.Background()
+			org, err := reg.Srv.Store.UserByName(ctx, "acme")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for kind, want := range map[string]int{"create_namespace_autoprune_policy": 2, "update_namespace_autoprune_policy": 1, "delete_namespace_autoprune_policy": 1,
+				"create_repository_autoprune_policy": 1, "update_repository_autoprune_policy": 1, "delete_repository_autoprune_policy": 1} {
+				rows, err := reg.Srv.Store.Logs(ctx, store.LogQuery{AccountID: org.ID, Kind: kind})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(rows) != want {
+					t.Errorf("%d %s audit entries, want %d", len(rows), kind, want)
+				}
+			}
+		})
+	}
+}
+
+// TestAutoPruneFeatureOff: without FEATURE_AUTO_PRUNE the API is absent.
+func TestAutoPruneFeatureOff(t *testing.T) {
+	reg := startRegistry(t, dialects(t)["sqlite"](t), nil)
+	reg.createUser(t, "olivia", pw("olivia"))
+	c := cred{user: "olivia", pass: pw("olivia")}
+	mustAPI(t, reg, c, 404, "GET", "/user/autoprunepolicy/", nil)
+	mustAPI(t, reg, c, 404, "POST", "/user/autoprunepolicy/", map[string]any{"method": "number_of_tags", "value": 1})
+}
+
+// TestAutoPruneWorker: the server's worker prunes a namespace after a
+// policy is created, oldest tags first, leaving audit entries.
+func TestAutoPruneWorker(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for the worker")
+	}
+	for name, uri := range dialects(t) {
+		t.Run(name, func(t *testing.T) {
+			reg := startRegistry(t, uri(t), func(s *server.Settings) {
+				s.AutoPrune = true
+				s.AutoPrunePollPeriod = 100 * time.Millisecond
+			})
+			reg.createUser(t, "olivia", pw("olivia"))
+			owner := cred{user: "olivia", pass: pw("olivia")}
+			mustAPI(t, reg, owner, 201, "POST", "/organization/", map[string]any{"name": "acme", "email": "acme@example.com"})
+			for _, repo := range []string{"acme/app", "acme/web"} {
+				for i := range 4 {
+					pushDistinct(t, reg, owner, repo, fmt.Sprintf("t%d", i), fmt.Sprint(i))
+					time.Sleep(5 * time.Millisecond) // distinct start times
+				}
+			}
+			mustAPI(t, reg, owner, 201, "POST", "/organization/acme/autoprunepolicy/", map[string]any{"method": "number_of_tags", "value": 2})
+			deadline := time.Now().Add(15 * time.Second)
+			for _, repo := range []string{"acme/app", "acme/web"} {
+				for {
+					tags := v2Tags(t, reg, owner, repo)
+					if slices.Equal(tags, []string{"t2", "t3"}) {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("%s still has %v, want [t2 t3] after auto-prune", repo, tags)
+					}
+					time.Sleep(100 * time.Millisecond)
+				}
+			}
+			ctx := context.Background()
+			org, _ := reg.Srv.Store.UserByName(ctx, "acme")
+			rows, err := reg.Srv.Store.Logs(ctx, store.LogQuery{AccountID: org.ID, Kind: "autoprune_tag_delete"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var pruned []string
+			for _, r := range rows {
+				pruned = append(pruned, fmt.Sprint(r.Metadata["repo"], ":", r.Metadata["tag"]))
+			}
+			slices.Sort(pruned)
+			if want := []string{"app:t0", "app:t1", "web:t0", "web:t1"}; !slices.Equal(pruned, want) {
+				t.Errorf("audit entries for %v, want %v", pruned, want)
+			}
+			status, _, err := reg.Srv.Store.AutoPruneTaskStatus(ctx, org.ID)
+			if err != nil || status != store.AutoPruneSuccess {
+				t.Errorf("task status %q %v", status, err)
+			}
+		})
+	}
+}

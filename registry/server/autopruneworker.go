@@ -1,0 +1,27 @@
+package server
+
+import (
+	"context"
+
+	"github.com/quayctl/quayctl/registry/autoprune"
+)
+
+// AutoPruner runs this server's namespace auto-prune policies.
+func (s *Server) AutoPruner() *autoprune.Pruner {
+	return autoprune.New(s.Store, autoprune.Options{Logger: s.log, BatchSize: s.settings.AutoPruneBatchSize,
+		MinInterval: s.settings.AutoPruneMinInterval})
+}
+
+// startAutoPrune runs Quay's autopruneworker when FEATURE_AUTO_PRUNE is on
+// and this process runs it (serve --only-workers); replicas share the
+// work through the task claim in the database.
+func (s *Server) startAutoPrune(ctx context.Context) {
+	if !s.settings.AutoPrune || !s.runs("autopruneworker") {
+		return
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.AutoPruner().Worker(ctx, s.settings.AutoPrunePollPeriod)
+	}()
+}
