@@ -5,6 +5,7 @@
 #   make test         install what tests need (scripts/install-test-deps.sh), run every test
 #   make test-short   quick tests only (go test -short)
 #   make bench        benchmarks
+#   make bench-s3     the 1 GiB push/pull benchmarks on S3 storage (versitygw on loopback) alone
 #   make conformance  the OCI distribution conformance suite against quayctl serve
 #   make lint         go vet + gofmt
 #   make image        podman image quayctl:dev from the Containerfile
@@ -98,6 +99,11 @@ test-short:
 
 bench: deps
 	$(GO) test $(GO_TAGS_FLAG) -run '^$$' -bench '$(BENCH)' -benchmem -timeout $(TEST_TIMEOUT) $(BENCH_FLAGS) $(PKGS)
+
+# The S3 benchmarks (registry/e2e/bench_s3_test.go) also run in `make bench`.
+.PHONY: bench-s3
+bench-s3: deps
+	$(GO) test $(GO_TAGS_FLAG) -run '^$$' -bench '^BenchmarkS3(Push|Pull)1GiB$$' -benchmem -timeout $(TEST_TIMEOUT) $(BENCH_FLAGS) ./registry/e2e/
 
 conformance: deps
 	$(GO) test $(GO_TAGS_FLAG) -count=1 -timeout $(TEST_TIMEOUT) -v -run TestConformance ./registry/e2e/...

@@ -107,14 +107,17 @@ type writer struct {
 	tmp  string
 	f    *os.File // nil once the writer has ended
 	size int64
-	// flushed is how far writeback has been started (see startWriteback).
-	flushed int64
+	// flushed is how far writeback has been started (see startWriteback);
+	// dropped is how far pages have been written and evicted (dropBehind).
+	flushed, dropped int64
 }
 
 // writebackChunk is how much unflushed data a writer lets pile up before it
 // asks the kernel to start writing it out. Without this, a large blob sits
 // in the page cache until Commit's fsync, which then stalls for the whole
-// object; with it, Commit only waits for the last chunk.
+// object; with it, Commit only waits for the last chunk. The chunk before
+// the one just started is then waited for and dropped from the page cache,
+// so an upload of any size cycles through about two chunks of page cache.
 const writebackChunk = 32 << 20
 
 func (w *writer) Write(b []byte) (int, error) {
@@ -127,8 +130,13 @@ func (w *writer) Write(b []byte) (int, error) {
 		return n, w.d.fail("write", w.path, err)
 	}
 	if w.size-w.flushed >= writebackChunk {
+		// Start the new chunk first so the disk stays busy while waiting
+		// for the previous one.
 		startWriteback(w.f, w.flushed, w.size-w.flushed)
-		w.flushed = w.size
+		if w.flushed > w.dropped { // a length of 0 would mean "to the end"
+			dropBehind(w.f, w.dropped, w.flushed-w.dropped)
+		}
+		w.dropped, w.flushed = w.flushed, w.size
 	}
 	return n, nil
 }
