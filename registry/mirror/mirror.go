@@ -28,6 +28,7 @@ import (
 	"github.com/google/uuid"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/net/http/httpproxy"
+	"oras.land/oras-go/v2/errdef"
 	"oras.land/oras-go/v2/registry/remote"
 	"oras.land/oras-go/v2/registry/remote/auth"
 
@@ -138,6 +139,13 @@ type Result struct {
 }
 
 var errCancelled = errors.New("the sync was cancelled")
+
+// Audit kinds of one tag's copy (Quay's logentrykind names; no
+// notification event exists for them).
+const (
+	tagSuccess = "repo_mirror_sync_tag_success"
+	tagFailed  = "repo_mirror_sync_tag_failed"
+)
 
 // Sync claims c and syncs it. claimed is false when another worker holds
 // the claim. The error is the reason the sync failed (also recorded).
@@ -250,6 +258,10 @@ func (s *Syncer) sync(ctx context.Context, c *store.MirrorConfig) (*Result, erro
 	}
 	var all []string
 	if err := src.Tags(ctx, "", func(tags []string) error { all = append(all, tags...); return nil }); err != nil {
+		var cv *tls.CertificateVerificationError
+		if errors.As(err, &cv) {
+			return nil, fmt.Errorf("cannot list the tags of %s: %w — trust the source's CA on this host (the system trust store, SSL_CERT_FILE or SSL_CERT_DIR) or set external_registry_config.verify_tls to false", c.ExternalReference, err)
+		}
 		return nil, fmt.Errorf("cannot list the tags of %s: %w", c.ExternalReference, err)
 	}
 	matched := MatchTags(all, c.TagPatterns)
@@ -260,14 +272,22 @@ func (s *Syncer) sync(ctx context.Context, c *store.MirrorConfig) (*Result, erro
 			return res, err
 		}
 		d, err := s.copyTag(ctx, src, c, tag)
+		// Quay's per-tag audit entries (verb "finish"); a copied tag is
+		// "successful" even when a rollback later leaves it unmoved.
+		srcImage := "docker://" + c.ExternalReference + ":" + tag
 		if err != nil {
 			if ctx.Err() != nil {
 				return res, ctx.Err()
 			}
 			res.Failed[tag] = err.Error()
+			reason, _ := redact.String(err.Error())
+			s.audit(ctx, c, tagFailed, map[string]any{"verb": "finish", "tag": tag,
+				"message": fmt.Sprintf("Source '%s' failed to sync", srcImage), "error": reason})
 			s.log.Warn("cannot mirror tag", "repository", c.FullName(), "tag", tag, "error", err)
 			continue
 		}
+		s.audit(ctx, c, tagSuccess, map[string]any{"verb": "finish", "tag": tag,
+			"message": fmt.Sprintf("Source '%s' successful sync", srcImage)})
 		want[tag] = d
 	}
 	if err := s.stillClaimed(ctx, c); err != nil {
@@ -302,8 +322,12 @@ func (s *Syncer) sync(ctx context.Context, c *store.MirrorConfig) (*Result, erro
 		}
 		res.Deleted = append(res.Deleted, tag)
 	}
-	if len(res.Failed) > 0 {
+	if len(res.Failed) == len(matched) {
 		return res, fmt.Errorf("%d of %d tags failed: %s", len(res.Failed), len(matched), failures(res.Failed))
+	}
+	if len(res.Failed) > 0 {
+		// Quay calls this a PARTIAL SYNC.
+		return res, fmt.Errorf("%d of %d tags failed, the others were synced (PARTIAL SYNC; REPO_MIRROR_ROLLBACK is off): %s", len(res.Failed), len(matched), failures(res.Failed))
 	}
 	return res, nil
 }
@@ -414,7 +438,9 @@ func (s *Syncer) source(ctx context.Context, c *store.MirrorConfig) (*remote.Rep
 	if !verify {
 		// Like skopeo --tls-verify=false: a registry that only speaks
 		// plain HTTP is used over HTTP.
-		repo.PlainHTTP = speaksPlainHTTP(ctx, hc, repo.Reference.Registry)
+		if repo.PlainHTTP, err = speaksPlainHTTP(ctx, hc, repo.Reference.Registry); err != nil {
+			return nil, err
+		}
 	}
 	return repo, nil
 }
@@ -427,22 +453,33 @@ func (s *Syncer) decrypt(v string) (string, error) {
 }
 
 // speaksPlainHTTP is true when HTTPS to host fails and HTTP answers /v2/.
-func speaksPlainHTTP(ctx context.Context, hc *http.Client, host string) bool {
+// When neither answers, both reasons are returned: otherwise a plain-HTTP
+// source behind a broken http_proxy would be reported as "server gave HTTP
+// response to HTTPS client", hiding the proxy.
+func speaksPlainHTTP(ctx context.Context, hc *http.Client, host string) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	try := func(scheme string) bool {
+	try := func(scheme string) error {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+host+"/v2/", nil)
 		if err != nil {
-			return false
+			return err
 		}
 		resp, err := hc.Do(req)
 		if err != nil {
-			return false
+			return err
 		}
 		resp.Body.Close()
-		return true
+		return nil
 	}
-	return !try("https") && try("http")
+	httpsErr := try("https")
+	if httpsErr == nil {
+		return false, nil
+	}
+	httpErr := try("http")
+	if httpErr == nil {
+		return true, nil
+	}
+	return false, fmt.Errorf("cannot reach the source %s over HTTPS (%v) nor over plain HTTP (%w) — is it up, and is external_registry_config.proxy right?", host, httpsErr, httpErr)
 }
 
 // copyTag copies what tag points at into the repository (untagged, kept
@@ -502,6 +539,7 @@ const (
 // platforms to keep (top is the tagged manifest).
 func (s *Syncer) putManifest(ctx context.Context, src *remote.Repository, c *store.MirrorConfig, desc ocispec.Descriptor, body []byte, top bool) error {
 	var doc manifestDoc
+	var err error
 	if err := json.Unmarshal(body, &doc); err != nil {
 		return fmt.Errorf("manifest %s is not JSON: %w", desc.Digest, err)
 	}
@@ -523,10 +561,13 @@ func (s *Syncer) putManifest(ctx context.Context, src *remote.Repository, c *sto
 	var blobs, children []string
 	switch mt {
 	case ocispec.MediaTypeImageIndex, mtDockerList:
-		for _, child := range doc.Manifests {
-			if top && len(c.ArchitectureFilter) > 0 && child.Platform != nil && !slices.Contains(c.ArchitectureFilter, child.Platform.Architecture) {
-				continue
+		keep := doc.Manifests
+		if top && len(c.ArchitectureFilter) > 0 {
+			if keep, err = filterArchitectures(doc.Manifests, c.ArchitectureFilter); err != nil {
+				return err
 			}
+		}
+		for _, child := range keep {
 			if _, err := s.st.ManifestByDigest(ctx, c.RepositoryID, child.Digest.String()); err != nil {
 				rc, err := src.Fetch(ctx, child)
 				if err != nil {
@@ -565,7 +606,7 @@ func (s *Syncer) putManifest(ctx context.Context, src *remote.Repository, c *sto
 	default:
 		return fmt.Errorf("manifest %s has unsupported media type %q", desc.Digest, mt)
 	}
-	_, err := s.st.PutManifest(ctx, store.PutManifestParams{RepositoryID: c.RepositoryID, Manifest: m,
+	_, err = s.st.PutManifest(ctx, store.PutManifestParams{RepositoryID: c.RepositoryID, Manifest: m,
 		BlobDigests: blobs, ChildDigests: children, TempTagTTL: time.Hour})
 	if err != nil {
 		return fmt.Errorf("store manifest %s: %w", desc.Digest, err)
@@ -590,6 +631,10 @@ func (s *Syncer) ensureBlob(ctx context.Context, src *remote.Repository, repoID 
 		}
 	}
 	rc, err := src.Blobs().Fetch(ctx, d)
+	if errors.Is(err, errdef.ErrNotFound) {
+		// oras-go's message repeats the digest; say what it means.
+		return fmt.Errorf("fetch blob %s: the source answers 404 (%w): its manifest names a blob it does not serve", d.Digest, errdef.ErrNotFound)
+	}
 	if err != nil {
 		return fmt.Errorf("fetch blob %s: %w", d.Digest, err)
 	}
@@ -605,7 +650,7 @@ func (s *Syncer) ensureBlob(ctx context.Context, src *remote.Repository, repoID 
 		err = fmt.Errorf("got %d bytes, the descriptor says %d", n, d.Size)
 	}
 	if err == nil && !v.Verified() {
-		err = errors.New("content does not match its digest")
+		err = errors.New("content does not match its digest (the source served corrupt data)")
 	}
 	if err != nil {
 		_ = fw.Cancel(ctx)
@@ -624,4 +669,27 @@ func (s *Syncer) ensureBlob(ctx context.Context, src *remote.Repository, repoID 
 	}
 	_, err = s.st.LinkBlob(ctx, repoID, d.Digest.String(), n, s.opts.Location, time.Hour)
 	return err
+}
+
+// filterArchitectures keeps the index entries whose platform architecture
+// is in the filter, as Quay's worker does: entries without a platform
+// (attestations, for instance) are dropped too, and an index offering none
+// of the architectures fails the tag. The index itself is stored unchanged
+// (same digest), so it names platforms this registry does not hold.
+func filterArchitectures(children []ocispec.Descriptor, filter []string) ([]ocispec.Descriptor, error) {
+	var keep []ocispec.Descriptor
+	var available []string
+	for _, ch := range children {
+		if ch.Platform == nil || ch.Platform.Architecture == "" {
+			continue
+		}
+		available = append(available, ch.Platform.Architecture)
+		if slices.Contains(filter, ch.Platform.Architecture) {
+			keep = append(keep, ch)
+		}
+	}
+	if len(keep) == 0 {
+		return nil, fmt.Errorf("no matching architectures: architecture_filter asks for %v, the index has %v", filter, available)
+	}
+	return keep, nil
 }
