@@ -52,6 +52,22 @@ type Config struct {
 	FeatureRequireEncryptedBasicAuth bool     `yaml:"FEATURE_REQUIRE_ENCRYPTED_BASIC_AUTH"`
 	FeatureMailing                   bool     `yaml:"FEATURE_MAILING"`
 
+	// E-mail notifications (mail.go): the SMTP server, used when
+	// FEATURE_MAILING is on and MAIL_SERVER is set. MAIL_USE_TLS (default
+	// true, as in Quay) requires STARTTLS; MAIL_USE_AUTH sends
+	// MAIL_USERNAME and MAIL_PASSWORD (AUTH PLAIN, only over TLS or to
+	// localhost).
+	MailServer        string `yaml:"MAIL_SERVER"`
+	MailPort          int    `yaml:"MAIL_PORT"`
+	MailUseTLS        bool   `yaml:"MAIL_USE_TLS"`
+	MailUseAuth       bool   `yaml:"MAIL_USE_AUTH"`
+	MailUsername      string `yaml:"MAIL_USERNAME"`
+	MailPassword      string `yaml:"MAIL_PASSWORD"`
+	MailDefaultSender string `yaml:"MAIL_DEFAULT_SENDER"`
+	// WebhookHostnameBlacklist are host names webhook notifications may
+	// not target, besides localhost and 127.0.0.1.
+	WebhookHostnameBlacklist []string `yaml:"WEBHOOK_HOSTNAME_BLACKLIST"`
+
 	// Registry features and workers.
 	// FeatureSparseIndex lets an image index reference child manifests the
 	// registry does not hold (Quay's sparse manifest lists).

@@ -293,6 +293,8 @@ func quayDefaults() map[string]any {
 		"FEATURE_VERIFY_QUOTA":                        true,
 		"QUOTA_TOTAL_DELAY_SECONDS":                   1800,
 		"FEATURE_MAILING":                             true,
+		"MAIL_USE_TLS":                                true,
+		"MAIL_PORT":                                   587,
 		"CREATE_PRIVATE_REPO_ON_PUSH":                 true,
 		"DEFAULT_TAG_EXPIRATION":                      "2w",
 		"TAG_EXPIRATION_OPTIONS":                      []any{"0s", "1d", "1w", "2w", "4w"},

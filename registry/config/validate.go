@@ -34,6 +34,7 @@ func (c *Config) Validate() []Problem {
 	c.validateTags(&ps)
 	c.validateMisc(&ps)
 	c.validateQuota(&ps) // quota.go
+	c.validateMail(&ps)  // mail.go
 	c.validateNotYet(&ps)
 	// A key with the wrong type was already reported; its zero value would
 	// only add a second, misleading problem.

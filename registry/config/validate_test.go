@@ -432,16 +432,16 @@ func TestValidationRules(t *testing.T) {
 		},
 		{
 			name:  "known Quay key that quayctl ignores",
-			extra: "MAIL_SERVER: smtp.example.com\nFEATURE_SECURITY_SCANNER: true\nFEATURE_GITHUB_BUILD: false\nRHSSO_LOGIN_CONFIG: {}\n",
+			extra: "RECAPTCHA_SITE_KEY: site-key\nFEATURE_SECURITY_SCANNER: true\nFEATURE_GITHUB_BUILD: false\nRHSSO_LOGIN_CONFIG: {}\n",
 			want: []string{
-				`warning: MAIL_SERVER: ignored by quayctl serve — nothing to do if Quay shares this file; remove it otherwise`,
+				`warning: RECAPTCHA_SITE_KEY: ignored by quayctl serve — nothing to do if Quay shares this file; remove it otherwise`,
 				`warning: FEATURE_SECURITY_SCANNER: ignored by quayctl serve — nothing to do if Quay shares this file; remove it otherwise`,
 				`warning: RHSSO_LOGIN_CONFIG: ignored by quayctl serve — nothing to do if Quay shares this file; remove it otherwise`,
 			},
 		},
 		{
 			name:  "QUAYCTL_IGNORED_KEYS silences keys",
-			extra: "MAIL_SERVER: smtp.example.com\nWIDGET_FACTORY_MODE: 3\nQUAYCTL_IGNORED_KEYS: [MAIL_SERVER, WIDGET_FACTORY_MODE]\n",
+			extra: "RECAPTCHA_SITE_KEY: site-key\nWIDGET_FACTORY_MODE: 3\nQUAYCTL_IGNORED_KEYS: [RECAPTCHA_SITE_KEY, WIDGET_FACTORY_MODE]\n",
 		},
 		{
 			name:  "read-only mode refused",
@@ -516,6 +516,62 @@ func TestValidationRules(t *testing.T) {
 				`warning: TESTING: is true (Quay's default when unset), which puts Quay in test mode — set TESTING: false`,
 			},
 		},
+		{
+			name: "mail complete",
+			patch: map[string]any{"MAIL_SERVER": "smtp.example.com", "MAIL_USE_AUTH": true, "MAIL_USERNAME": "quay",
+				"MAIL_PASSWORD": "mail-secret-value", "MAIL_DEFAULT_SENDER": "Quay <quay@example.com>", "WEBHOOK_HOSTNAME_BLACKLIST": []any{"internal.example.com"}},
+			check: func(t *testing.T, c *Config) {
+				if !c.MailEnabled() || c.MailPort != 587 || !c.MailUseTLS {
+					t.Errorf("mail enabled %t, port %d, TLS %t; want on, Quay's 587 and STARTTLS", c.MailEnabled(), c.MailPort, c.MailUseTLS)
+				}
+				if got := strings.Join(c.WebhookBlacklist(), ","); got != "localhost,127.0.0.1,internal.example.com" {
+					t.Errorf("WebhookBlacklist() = %s", got)
+				}
+			},
+		},
+		{
+			name:  "mail off ignores the server's keys",
+			patch: map[string]any{"FEATURE_MAILING": false, "MAIL_SERVER": "smtp.example.com:25", "MAIL_PORT": 0},
+			check: func(t *testing.T, c *Config) {
+				if c.MailEnabled() {
+					t.Error("mail enabled with FEATURE_MAILING: false")
+				}
+			},
+		},
+		{
+			name:  "mail problems",
+			patch: map[string]any{"MAIL_SERVER": "smtp.example.com:25", "MAIL_PORT": 70000, "MAIL_USE_AUTH": true, "MAIL_USE_TLS": false, "MAIL_PASSWORD": "mail-secret-value", "MAIL_DEFAULT_SENDER": "not an address"},
+			want: []string{
+				`error: MAIL_SERVER: "smtp.example.com:25" is not a host name — write a host name, such as smtp.example.com, and put the port in MAIL_PORT`,
+				`error: MAIL_PORT: 70000 is not a TCP port — use the SMTP submission port, such as 587`,
+				`error: MAIL_USE_AUTH: is true but MAIL_USERNAME or MAIL_PASSWORD is empty — set MAIL_USERNAME and MAIL_PASSWORD, or MAIL_USE_AUTH: false`,
+				`error: MAIL_USE_TLS: is false while MAIL_USE_AUTH is true: the password would cross the network in clear text, which quayctl refuses — set MAIL_USE_TLS: true (STARTTLS)`,
+				`error: MAIL_DEFAULT_SENDER: "not an address" is not an e-mail address — write an address such as quay@example.com`,
+			},
+		},
+		{
+			name:  "mail credentials without a server",
+			patch: map[string]any{"MAIL_USERNAME": "quay", "MAIL_PASSWORD": "mail-secret-value"},
+			want:  []string{`warning: MAIL_SERVER: is empty, so e-mail notifications are refused although other MAIL_* keys are set — set MAIL_SERVER to your SMTP server's host name, or remove the other MAIL_* keys`},
+		},
+		{
+			name:  "mail without a sender",
+			patch: map[string]any{"MAIL_SERVER": "localhost", "MAIL_USE_TLS": false, "MAIL_USE_AUTH": true, "MAIL_USERNAME": "quay", "MAIL_PASSWORD": "mail-secret-value"},
+			want:  []string{`warning: MAIL_DEFAULT_SENDER: is empty, so e-mails are sent from support@quay.io — set it to the address notifications come from, such as quay@example.com`},
+		},
+		{
+			name:  "MAIL_PASSWORD of the wrong type is not shown",
+			patch: map[string]any{"MAIL_PASSWORD": 918273645},
+			want: []string{
+				`error: MAIL_PASSWORD: expected a string, got a number — put the value in quotes`,
+				`warning: MAIL_SERVER: is empty, so e-mail notifications are refused although other MAIL_* keys are set — set MAIL_SERVER to your SMTP server's host name, or remove the other MAIL_* keys`,
+			},
+		},
+		{
+			name:  "webhook blacklist entry with a scheme",
+			patch: map[string]any{"WEBHOOK_HOSTNAME_BLACKLIST": []any{"https://internal.example.com"}},
+			want:  []string{`error: WEBHOOK_HOSTNAME_BLACKLIST: "https://internal.example.com" is not a host name — list bare host names, such as [internal.example.com, 10.0.0.1]`},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -560,7 +616,7 @@ func TestProblemsNeverShowSecrets(t *testing.T) {
 }
 
 func TestValidationErrorFormat(t *testing.T) {
-	path := writeConfig(t, map[string]any{"DB_URI": "mysql://q:p@db/quay", "AUTHENTICATION_TYPE": "LDAP"}, "MAIL_SERVER: smtp\n")
+	path := writeConfig(t, map[string]any{"DB_URI": "mysql://q:p@db/quay", "AUTHENTICATION_TYPE": "LDAP"}, "RECAPTCHA_SITE_KEY: site-key\n")
 	_, src, err := Load(LoadOptions{Path: path, Env: noEnv})
 	var verr *ValidationError
 	if !errors.As(err, &verr) {
@@ -569,7 +625,7 @@ func TestValidationErrorFormat(t *testing.T) {
 	want := "invalid configuration (" + path + "): 2 errors\n" +
 		"  DB_URI: scheme \"mysql\" is not supported by quayctl serve — use postgresql://… or sqlite:///…\n" +
 		"  AUTHENTICATION_TYPE: \"LDAP\" is not supported yet by quayctl serve — use Database\n" +
-		"  warning: MAIL_SERVER: ignored by quayctl serve — nothing to do if Quay shares this file; remove it otherwise"
+		"  warning: RECAPTCHA_SITE_KEY: ignored by quayctl serve — nothing to do if Quay shares this file; remove it otherwise"
 	if err.Error() != want {
 		t.Errorf("Error() =\n%s\nwant\n%s", err, want)
 	}

@@ -3,14 +3,22 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/mail"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/emersion/go-smtp"
+
+	"github.com/quayctl/quayctl/registry/config"
 	"github.com/quayctl/quayctl/registry/server"
 	"github.com/quayctl/quayctl/registry/store"
 )
@@ -217,6 +225,165 @@ func TestRepositoryNotifications(t *testing.T) {
 				} else if rows[0].Metadata["notification_id"] == nil || rows[0].Metadata["event"] != "repo_push" {
 					t.Errorf("%s metadata = %v", kind, rows[0].Metadata)
 				}
+			}
+		})
+	}
+}
+
+// mailSink is a real SMTP server (go-smtp) on 127.0.0.1 keeping what it
+// accepts as envelope recipient -> raw message.
+type mailSink struct {
+	port int
+	mu   sync.Mutex
+	msgs []sunkMail
+}
+
+type sunkMail struct{ from, to, data string }
+
+type mailSession struct {
+	sink *mailSink
+	cur  sunkMail
+}
+
+func (m *mailSession) Reset()        { m.cur = sunkMail{} }
+func (m *mailSession) Logout() error { return nil }
+func (m *mailSession) Mail(from string, _ *smtp.MailOptions) error {
+	m.cur.from = from
+	return nil
+}
+func (m *mailSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+	m.cur.to = to
+	return nil
+}
+func (m *mailSession) Data(r io.Reader) error {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	m.cur.data = string(b)
+	m.sink.mu.Lock()
+	m.sink.msgs = append(m.sink.msgs, m.cur)
+	m.sink.mu.Unlock()
+	return nil
+}
+
+func newMailSink(t *testing.T) *mailSink {
+	t.Helper()
+	sink := &mailSink{}
+	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return &mailSession{sink: sink}, nil }))
+	srv.Domain = "sink.test"
+	srv.ReadTimeout, srv.WriteTimeout = 10*time.Second, 10*time.Second
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink.port = ln.Addr().(*net.TCPAddr).Port
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return sink
+}
+
+func (m *mailSink) got() []sunkMail {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]sunkMail(nil), m.msgs...)
+}
+
+// TestNotificationsFromConfig reads MAIL_* and WEBHOOK_HOSTNAME_BLACKLIST
+// from a config.yaml the way quayctl serve does (config.Load, FromConfig)
+// and checks their effect on a live server: an email notification is
+// accepted and a push reaches the SMTP server; webhooks to blacklisted
+// hosts are refused when they are created.
+func TestNotificationsFromConfig(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end to end: skipped with -short")
+	}
+	sink := newMailSink(t)
+	hooks := newHookReceiver(t, http.StatusOK) // on 127.0.0.2, blacklisted below
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	yaml := fmt.Sprintf(`SERVER_HOSTNAME: quay.example.com
+DB_URI: sqlite:///%s
+DISTRIBUTED_STORAGE_CONFIG:
+  default: [LocalStorage, {storage_path: %s}]
+DISTRIBUTED_STORAGE_PREFERENCE: [default]
+SETUP_COMPLETE: true
+DATABASE_SECRET_KEY: e2e-database-secret
+SECRET_KEY: e2e-secret
+TESTING: false
+FEATURE_MAILING: true
+MAIL_SERVER: 127.0.0.1
+MAIL_PORT: %d
+MAIL_USE_TLS: false
+MAIL_DEFAULT_SENDER: Quay <quay@example.com>
+WEBHOOK_HOSTNAME_BLACKLIST: [127.0.0.2, Hooks.Internal.Example]
+`, filepath.Join(t.TempDir(), "quay.db"), t.TempDir(), sink.port)
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := config.Load(config.LoadOptions{Path: path, Env: func(string) string { return "" }})
+	if err != nil {
+		t.Fatalf("config.Load: %v", err)
+	}
+	fromFile := server.FromConfig(cfg)
+	for name, newDB := range dialects(t) {
+		t.Run(name, func(t *testing.T) {
+			reg := startRegistry(t, newDB(t), func(s *server.Settings) {
+				s.Notifications = true
+				s.NotificationPoll = 25 * time.Millisecond
+				s.NotificationRetryAfter = 25 * time.Millisecond
+				s.Mailing, s.Mail, s.WebhookHostnameBlacklist = fromFile.Mailing, fromFile.Mail, fromFile.WebhookHostnameBlacklist
+			})
+			reg.createUser(t, "alice", pw("alice"))
+			alice := cred{user: "alice", pass: pw("alice")}
+			if !pushImage(t, reg, alice, "alice/app", "v0") {
+				t.Fatal("push alice/app:v0 refused")
+			}
+			base := "/repository/alice/app/notification/"
+			refused := []struct{ name, url string }{
+				{"blacklisted address", hooks.URL + "/hook"},
+				{"blacklisted name, other case", "https://hooks.internal.example/x"},
+				{"localhost is always refused", "http://localhost:9/x"},
+				{"127.0.0.1 is always refused", "http://127.0.0.1:9/x"},
+			}
+			for _, tc := range refused {
+				code, m := api(t, reg, alice, http.MethodPost, base, map[string]any{"event": "repo_push", "method": "webhook", "config": map[string]any{"url": tc.url}, "eventConfig": map[string]any{}})
+				if msg, _ := m["error_message"].(string); code != http.StatusBadRequest || !strings.Contains(msg, "is not allowed") || !strings.Contains(msg, "WEBHOOK_HOSTNAME_BLACKLIST") {
+					t.Errorf("%s: %d %v, want 400 naming WEBHOOK_HOSTNAME_BLACKLIST", tc.name, code, m)
+				}
+			}
+			mustAPI(t, reg, alice, http.StatusCreated, http.MethodPost, base, map[string]any{
+				"event": "repo_push", "method": "webhook", "config": map[string]any{"url": "https://hooks.example.com/x"}, "eventConfig": map[string]any{}})
+
+			to := name + "-dev@example.com"
+			mustAPI(t, reg, alice, http.StatusCreated, http.MethodPost, base, map[string]any{
+				"event": "repo_push", "method": "email", "config": map[string]any{"email": to}, "eventConfig": map[string]any{}})
+			if !pushImage(t, reg, alice, "alice/app", "v1") {
+				t.Fatal("push alice/app:v1 refused")
+			}
+			var msg sunkMail
+			waitFor(t, "the repo_push e-mail", func() bool {
+				for _, m := range sink.got() {
+					if m.to == to {
+						msg = m
+						return true
+					}
+				}
+				return false
+			})
+			pm, err := mail.ReadMessage(strings.NewReader(msg.data))
+			if err != nil {
+				t.Fatalf("message does not parse: %v", err)
+			}
+			if msg.from != "quay@example.com" || pm.Header.Get("From") != `"Quay" <quay@example.com>` || pm.Header.Get("To") != "<"+to+">" ||
+				pm.Header.Get("Subject") != "Repository alice/app updated" {
+				t.Errorf("envelope from %s, headers From %q To %q Subject %q", msg.from, pm.Header.Get("From"), pm.Header.Get("To"), pm.Header.Get("Subject"))
+			}
+			body, _ := io.ReadAll(pm.Body)
+			if !strings.Contains(string(body), "updated_tags: v1") || !strings.Contains(string(body), "/repository/alice/app") {
+				t.Errorf("body = %q", body)
+			}
+			if len(hooks.calls()) != 0 {
+				t.Errorf("blacklisted receiver was called %d times", len(hooks.calls()))
 			}
 		})
 	}

@@ -2,6 +2,7 @@ package notify
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,14 +27,35 @@ type Store interface {
 }
 
 // Mail is the SMTP server e-mail notifications go through (Quay's
-// MAIL_SERVER, MAIL_PORT, MAIL_USE_AUTH/MAIL_USERNAME/MAIL_PASSWORD,
-// MAIL_DEFAULT_SENDER). nil in Options: e-mail notifications are refused.
+// MAIL_SERVER, MAIL_PORT, MAIL_USE_TLS, MAIL_USE_AUTH/MAIL_USERNAME/
+// MAIL_PASSWORD, MAIL_DEFAULT_SENDER). nil in Options: e-mail
+// notifications are refused.
 type Mail struct {
-	Server             string
-	Port               int
+	Server string
+	Port   int // 0: 587
+	// UseTLS requires STARTTLS before the envelope (and any password) is
+	// sent; TLSConfig verifies the server (nil: system roots, Server's
+	// name).
+	UseTLS    bool
+	TLSConfig *tls.Config
+	// Username, when set, logs in with AUTH PLAIN, which net/smtp only
+	// does over TLS or to localhost.
 	Username, Password string
-	Sender             string
+	Sender             string // "": support@quay.io
 }
+
+// String describes the server without the password, so a Mail printed by
+// mistake leaks nothing.
+func (m Mail) String() string {
+	s := fmt.Sprintf("smtp://%s:%d tls=%t sender=%q", m.Server, m.Port, m.UseTLS, m.Sender)
+	if m.Username != "" {
+		s += " user=" + m.Username
+	}
+	return s
+}
+
+// LogValue keeps the password out of structured logs.
+func (m Mail) LogValue() slog.Value { return slog.StringValue(m.String()) }
 
 // Options configure a Dispatcher. Zero values take Quay's defaults.
 type Options struct {
@@ -44,8 +66,8 @@ type Options struct {
 	// Mail enables the email method (FEATURE_MAILING with a MAIL_SERVER).
 	Mail *Mail
 	// HostnameBlacklist are webhook hosts refused at creation and delivery
-	// (Quay: localhost, 127.0.0.1 and WEBHOOK_HOSTNAME_BLACKLIST); nil
-	// means Quay's default.
+	// (WEBHOOK_HOSTNAME_BLACKLIST), besides localhost and 127.0.0.1 which
+	// are always refused; compared case-insensitively.
 	HostnameBlacklist []string
 	// Timeout bounds one delivery (NOTIFICATION_SEND_TIMEOUT, 10s).
 	Timeout time.Duration
@@ -80,9 +102,14 @@ func NewDispatcher(st Store, opts Options) *Dispatcher {
 	if opts.Scheme == "" {
 		opts.Scheme = "http"
 	}
-	if opts.HostnameBlacklist == nil {
-		opts.HostnameBlacklist = []string{"localhost", "127.0.0.1"}
+	// localhost and 127.0.0.1 are always refused; the list adds to them.
+	blacklist := []string{"localhost", "127.0.0.1"}
+	for _, h := range opts.HostnameBlacklist {
+		if h = strings.ToLower(strings.TrimSpace(h)); h != "" && !slices.Contains(blacklist, h) {
+			blacklist = append(blacklist, h)
+		}
 	}
+	opts.HostnameBlacklist = blacklist
 	if opts.Timeout <= 0 {
 		opts.Timeout = 10 * time.Second
 	}

@@ -298,7 +298,7 @@ func TestQuayNotificationTargets(t *testing.T) {
 
 func TestValidate(t *testing.T) {
 	w := newWorld(t, dialects["sqlite"](t))
-	d := newDispatcher(w.db, Options{HostnameBlacklist: []string{"localhost", "127.0.0.1", "internal.example"}})
+	d := newDispatcher(w.db, Options{HostnameBlacklist: []string{"Internal.Example", " 10.0.0.7 "}})
 	withMail := newDispatcher(w.db, Options{Mail: &Mail{Server: "smtp.example.com"}})
 	tests := []struct {
 		name          string
@@ -315,6 +315,9 @@ func TestValidate(t *testing.T) {
 		{"webhook ftp", d, "alice", RepoPush, "webhook", map[string]any{"url": "ftp://h.example.com/x"}, "must be an http:// or https:// URL"},
 		{"webhook localhost", d, "alice", RepoPush, "webhook", map[string]any{"url": "http://localhost:8080/x"}, "host localhost is not allowed"},
 		{"webhook blacklisted", d, "alice", RepoPush, "webhook", map[string]any{"url": "http://INTERNAL.example/x"}, "is not allowed"},
+		{"webhook blacklisted address", d, "alice", RepoPush, "webhook", map[string]any{"url": "https://10.0.0.7:8443/x"}, "host 10.0.0.7 is not allowed"},
+		{"webhook 127.0.0.1 with a list", d, "alice", RepoPush, "webhook", map[string]any{"url": "http://127.0.0.1/x"}, "is not allowed"},
+		{"webhook other host", d, "alice", RepoPush, "webhook", map[string]any{"url": "http://internal.example.org/x"}, ""},
 		{"webhook template", d, "alice", RepoPush, "webhook", map[string]any{"url": "http://h.example.com", "template": "{}"}, "templates"},
 		{"slack", d, "alice", QuotaError, "slack", map[string]any{"url": "https://hooks.slack.com/services/T/B/secret"}, ""},
 		{"slack without url", d, "alice", QuotaError, "slack", nil, "missing Slack URL"},
@@ -422,4 +425,42 @@ func TestTwoWorkersDeliverOnce(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestWebhookBlacklistAtDelivery: a webhook created before its host was
+// added to WEBHOOK_HOSTNAME_BLACKLIST is refused when delivered, counted
+// as a failure, and the host is never contacted.
+func TestWebhookBlacklistAtDelivery(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t, dialects["sqlite"](t))
+	rc := newReceiver(t, http.StatusOK) // 127.0.0.2
+	n := w.notification(t, w.aliceApp, RepoPush, "webhook", map[string]any{"url": rc.URL + "/hook"})
+	tests := []struct {
+		name         string
+		blacklist    []string
+		wantCalls    int
+		wantFailures int
+	}{
+		{"allowed", nil, 1, 0},
+		{"blacklisted since", []string{"127.0.0.2"}, 1, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newDispatcher(w.db, Options{HostnameBlacklist: tc.blacklist, RetryAfter: time.Hour})
+			if err := d.Emit(ctx, Event{Kind: RepoPush, RepositoryID: w.aliceApp.ID, Namespace: "alice", Repository: "app"}); err != nil {
+				t.Fatal(err)
+			}
+			drain(t, d)
+			if got := len(rc.got()); got != tc.wantCalls {
+				t.Errorf("receiver called %d times in all, want %d", got, tc.wantCalls)
+			}
+			got, err := w.db.RepoNotificationByUUID(ctx, n.UUID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.NumberOfFailures != tc.wantFailures {
+				t.Errorf("number_of_failures = %d, want %d", got.NumberOfFailures, tc.wantFailures)
+			}
+		})
+	}
 }

@@ -3,12 +3,15 @@ package notify
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net"
 	"net/http"
+	"net/mail"
 	"net/smtp"
 	"net/url"
 	"strconv"
@@ -156,7 +159,7 @@ func (d *Dispatcher) perform(ctx context.Context, n *store.RepoNotification, dat
 		return nil
 	case "email":
 		addr, _ := config["email"].(string)
-		return d.sendMail(addr, summaryOf(n.Event, data), messageOf(n.Event, data))
+		return d.sendMail(ctx, addr, summaryOf(n.Event, data), messageOf(n.Event, data))
 	}
 	return fmt.Errorf("method %s is not delivered by quayctl", n.Method)
 }
@@ -205,31 +208,95 @@ func slackPayload(event string, data map[string]any) map[string]any {
 	}
 }
 
-func (d *Dispatcher) sendMail(to, subject, body string) error {
+// sendMail delivers one plain-text message; any refusal by the server
+// (connection, STARTTLS, AUTH, MAIL, RCPT or DATA) is a failed delivery,
+// retried like a webhook's. The password never appears in errors.
+func (d *Dispatcher) sendMail(ctx context.Context, to, subject, body string) error {
 	m := d.opts.Mail
 	if m == nil || m.Server == "" {
 		return errors.New("mail is not configured (FEATURE_MAILING, MAIL_SERVER)")
 	}
-	if strings.ContainsAny(to, "\r\n") || strings.ContainsAny(subject, "\r\n") {
-		return errors.New("invalid e-mail address or subject")
+	rcpt, err := mail.ParseAddress(to)
+	if err != nil {
+		return fmt.Errorf("invalid e-mail address %q: %v", to, err)
+	}
+	from := m.Sender
+	if from == "" {
+		from = "support@quay.io"
+	}
+	sender, err := mail.ParseAddress(from)
+	if err != nil {
+		return fmt.Errorf("invalid MAIL_DEFAULT_SENDER %q: %v", from, err)
 	}
 	port := m.Port
 	if port == 0 {
 		port = 587
 	}
 	addr := net.JoinHostPort(m.Server, strconv.Itoa(port))
-	var auth smtp.Auth
+	fail := func(step string, err error) error { return fmt.Errorf("e-mail through %s: %s: %w", addr, step, err) }
+	ctx, cancel := context.WithTimeout(ctx, d.opts.Timeout)
+	defer cancel()
+	var dialer net.Dialer
+	conn, err := dialer.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return fail("connect", err)
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl) // net/smtp has no context of its own
+	}
+	c, err := smtp.NewClient(conn, m.Server)
+	if err != nil {
+		return fail("greeting", err)
+	}
+	defer c.Close()
+	if err := c.Hello("quayctl"); err != nil {
+		return fail("EHLO", err)
+	}
+	if m.UseTLS {
+		if ok, _ := c.Extension("STARTTLS"); !ok {
+			return fail("STARTTLS", errors.New("the server does not offer it, and MAIL_USE_TLS requires it (set MAIL_USE_TLS: false only for a server on a trusted network)"))
+		}
+		tc := &tls.Config{}
+		if m.TLSConfig != nil {
+			tc = m.TLSConfig.Clone()
+		}
+		if tc.ServerName == "" {
+			tc.ServerName = m.Server
+		}
+		if err := c.StartTLS(tc); err != nil {
+			return fail("STARTTLS", err)
+		}
+	}
 	if m.Username != "" {
-		auth = smtp.PlainAuth("", m.Username, m.Password, m.Server)
+		if ok, _ := c.Extension("AUTH"); !ok {
+			return fail("AUTH", errors.New("the server does not offer authentication on this connection (MAIL_USE_AUTH is true; does it need MAIL_USE_TLS: true?)"))
+		}
+		if err := c.Auth(smtp.PlainAuth("", m.Username, m.Password, m.Server)); err != nil {
+			return fail("log in as "+m.Username, err)
+		}
 	}
-	from := m.Sender
-	if from == "" {
-		from = "support@quay.io"
+	if err := c.Mail(sender.Address); err != nil {
+		return fail("MAIL FROM", err)
 	}
-	msg := "From: " + from + "\r\nTo: " + to + "\r\nSubject: " + subject +
-		"\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" + strings.ReplaceAll(body, "\n", "\r\n") + "\r\n"
-	if err := smtp.SendMail(addr, auth, from, []string{to}, []byte(msg)); err != nil {
-		return fmt.Errorf("send e-mail through %s: %w", addr, err)
+	if err := c.Rcpt(rcpt.Address); err != nil {
+		return fail("RCPT TO "+rcpt.Address, err)
 	}
+	w, err := c.Data()
+	if err != nil {
+		return fail("DATA", err)
+	}
+	msg := "From: " + sender.String() + "\r\nTo: " + rcpt.String() +
+		"\r\nSubject: " + mime.QEncoding.Encode("utf-8", strings.ReplaceAll(subject, "\n", " ")) +
+		"\r\nDate: " + time.Now().Format(time.RFC1123Z) +
+		"\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" +
+		strings.ReplaceAll(strings.ReplaceAll(body, "\r\n", "\n"), "\n", "\r\n") + "\r\n"
+	if _, err := io.WriteString(w, msg); err != nil {
+		return fail("DATA", err)
+	}
+	if err := w.Close(); err != nil {
+		return fail("message refused", err)
+	}
+	_ = c.Quit() // delivered; a failed goodbye changes nothing
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 
 	"github.com/quayctl/quayctl/registry/config"
+	"github.com/quayctl/quayctl/registry/notify"
 )
 
 // FromConfig maps Quay's config.yaml onto the server's settings.
@@ -65,6 +66,15 @@ func FromConfig(c *config.Config) Settings {
 			s.DiskPaths = append(s.DiskPaths, filepath.Clean(p))
 		}
 	}
+	// E-mail notifications: MAIL_* only when FEATURE_MAILING and
+	// MAIL_SERVER are set; credentials only with MAIL_USE_AUTH.
+	if c.MailEnabled() {
+		s.Mail = &notify.Mail{Server: c.MailServer, Port: c.MailPort, UseTLS: c.MailUseTLS, Sender: c.MailDefaultSender}
+		if c.MailUseAuth {
+			s.Mail.Username, s.Mail.Password = c.MailUsername, c.MailPassword
+		}
+	}
+	s.WebhookHostnameBlacklist = c.WebhookBlacklist()
 	if c.IsSet("BUILDLOGS_REDIS") && c.BuildlogsRedis.Host != "" {
 		port := c.BuildlogsRedis.Port
 		if port == 0 {

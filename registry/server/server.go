@@ -127,7 +127,7 @@ type Settings struct {
 	// notificationworker, always on in Quay: FromConfig sets it).
 	// PreferredURLScheme (PREFERRED_URL_SCHEME) builds the homepage links
 	// of payloads; WebhookHostnameBlacklist (WEBHOOK_HOSTNAME_BLACKLIST)
-	// adds to the refused webhook hosts (nil: localhost and 127.0.0.1);
+	// adds to the refused webhook hosts (localhost and 127.0.0.1 always are);
 	// Mail is the SMTP server of e-mail notifications, used with Mailing;
 	// NotificationRetryAfter and NotificationPoll: zero takes Quay's 30s
 	// and 10s.

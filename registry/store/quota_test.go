@@ -21,6 +21,7 @@ func TestQuota(t *testing.T) {
 		{"CountsDistinctBlobs", false, testQuotaDistinct},
 		{"RandomizedEqualsRecount", true, testQuotaRandomized},
 		{"ConcurrentPushes", true, testQuotaConcurrent},
+		{"ConcurrentPushesAgainstReject", true, testQuotaConcurrentReject},
 		{"RepositoryPurge", false, testQuotaPurge},
 		{"RejectInsideTransaction", false, testQuotaReject},
 		{"Verdicts", false, testQuotaVerdicts},
@@ -252,6 +253,78 @@ func testQuotaConcurrent(t *testing.T, db *DB) {
 			t.Fatal(err)
 		}
 		checkRecount(t, db, ns.ID, ids...)
+	}
+}
+
+// testQuotaConcurrentReject races pushes into one namespace whose Reject
+// limit leaves room for exactly one of them: each transaction alone fits,
+// so only the namespace lock (each recount sees what the previous push
+// committed) stops a second one from slipping under the limit too.
+func testQuotaConcurrentReject(t *testing.T, db *DB) {
+	ctx := context.Background()
+	const pushes, rounds = 6, 4
+	for round := 0; round < rounds; round++ {
+		ns := mustUser(t, db, fmt.Sprintf("race%d", round), true)
+		var repos []*Repository
+		for i := 0; i < pushes; i++ {
+			repos = append(repos, mustRepo(t, db, ns, fmt.Sprintf("r%d", i), false))
+		}
+		// A first push creates the namespace's size row, so the racers
+		// meet at its row lock rather than at its unique index.
+		mustPut(t, db, quotaImage(t, db, repos[0].ID, "base", "base-cfg", strings.Repeat("b", 92)))
+		base := checkRecount(t, db, ns.ID)
+		const limit = 1000
+		q, err := db.CreateQuota(ctx, ns.ID, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.CreateQuotaLimit(ctx, q.ID, "Reject", 100); err != nil {
+			t.Fatal(err)
+		}
+		params := make([]PutManifestParams, pushes)
+		for i := range params {
+			// Distinct blobs of ~600 bytes: base+one ≤ limit < base+two.
+			params[i] = quotaImage(t, db, repos[i].ID, "t", fmt.Sprintf("cfg-%d-%d", round, i),
+				fmt.Sprintf("layer-%d-%d-%s", round, i, strings.Repeat("l", 590)))
+		}
+		start := make(chan struct{})
+		errs := make([]error, pushes)
+		var wg sync.WaitGroup
+		for i := range params {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				<-start
+				_, errs[i] = db.PutManifest(ctx, params[i])
+			}(i)
+		}
+		close(start)
+		wg.Wait()
+		ok := 0
+		for i, err := range errs {
+			var qe QuotaExceededError
+			switch {
+			case err == nil:
+				ok++
+			case errors.As(err, &qe):
+				if qe.LimitBytes != limit || qe.SizeBytes <= limit {
+					t.Errorf("round %d push %d: %+v, want a size over %d", round, i, qe, limit)
+				}
+			default:
+				t.Errorf("round %d push %d: %v, want success or QuotaExceededError", round, i, err)
+			}
+		}
+		if ok != 1 {
+			t.Errorf("round %d: %d of %d concurrent pushes succeeded, want exactly 1", round, ok, pushes)
+		}
+		ids := make([]int64, len(repos))
+		for i, r := range repos {
+			ids[i] = r.ID
+		}
+		size := checkRecount(t, db, ns.ID, ids...)
+		if size > limit || size <= base {
+			t.Errorf("round %d: namespace size %d, want within (%d, %d]", round, size, base, limit)
+		}
 	}
 }
 
