@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -31,17 +33,80 @@ type dbConn struct {
 	conn   *pgx.Conn
 	result diag.Connectivity
 	err    error
+	// lite is a SQLite database (quayctl serve's default), opened
+	// read-only on first use by the facts that read only Quay's tables.
+	liteOnce sync.Once
+	lite     *diagnostics.SQLite
+	liteErr  error
 }
 
 func (c *dbConn) close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.lite != nil {
+		_ = c.lite.Close()
+		c.lite = nil
+	}
 	if c.conn == nil {
 		return nil
 	}
 	err := c.conn.Close(context.Background())
 	c.conn = nil
 	return err
+}
+
+// sqliteFacts are the database facts that read only Quay's tables, and so
+// are produced from a SQLite database too; the others read PostgreSQL's
+// statistics.
+var sqliteFacts = map[string]bool{diag.FactDBUsers: true, diag.FactDBMirrors: true, diag.FactDBPlacement: true}
+
+// openSQLite opens the SQLite database DB_URI names, once. The path is
+// the registry's: from outside its container the file is usually not
+// there, and the facts do not apply.
+func (c *dbConn) openSQLite(ctx context.Context) (*diagnostics.SQLite, error) {
+	c.liteOnce.Do(func() {
+		if _, err := os.Stat(c.uri.Path); errors.Is(err, fs.ErrNotExist) {
+			c.liteErr = fmt.Errorf("the database is SQLite (%s), whose file is not on this machine — run quayctl where the registry runs: %w", c.uri.Redacted, diag.ErrNotApplicable)
+			return
+		}
+		c.lite, c.liteErr = diagnostics.OpenSQLite(ctx, c.uri.Path)
+	})
+	return c.lite, c.liteErr
+}
+
+// replicationFact is database/placement.json with the numbers of quayctl
+// storage replication-status (diagnostics.Replication, for the config's
+// DISTRIBUTED_STORAGE_DEFAULT_LOCATIONS), which the geo-replication checks
+// read, so that both show the same numbers.
+func (g *Gatherer) replicationFact(ctx context.Context, q diagnostics.Querier) (any, error) {
+	p, err := diagnostics.Placement(ctx, q, placementSample)
+	if err != nil {
+		return nil, err
+	}
+	st, err := diagnostics.Replication(ctx, q, g.defaultLocations(ctx), time.Now())
+	if err != nil {
+		return nil, err
+	}
+	p.Replication = &st
+	p.ReplicationBacklog = &st.Backlog // one reading of the queue for both
+	return p, nil
+}
+
+// defaultLocations is DISTRIBUTED_STORAGE_DEFAULT_LOCATIONS (nil when
+// unknown or empty).
+func (g *Gatherer) defaultLocations(ctx context.Context) []string {
+	var out []string
+	switch v := g.rawConfig(ctx).values["DISTRIBUTED_STORAGE_DEFAULT_LOCATIONS"].(type) {
+	case []any:
+		for _, e := range v {
+			if s, ok := e.(string); ok && strings.TrimSpace(s) != "" {
+				out = append(out, strings.TrimSpace(s))
+			}
+		}
+	case string:
+		out = strings.Fields(v)
+	}
+	return out
 }
 
 // Placement sample size and the dead-tuple floor of the bloat fact.
@@ -129,10 +194,8 @@ func (g *Gatherer) databaseProducer(name string) (producer, bool) {
 		diag.FactDBUsers: func(ctx context.Context, q diagnostics.Querier) (any, error) {
 			return diagnostics.Users(ctx, q, g.superUsers(ctx))
 		},
-		diag.FactDBMirrors: func(ctx context.Context, q diagnostics.Querier) (any, error) { return diagnostics.Mirrors(ctx, q) },
-		diag.FactDBPlacement: func(ctx context.Context, q diagnostics.Querier) (any, error) {
-			return diagnostics.Placement(ctx, q, placementSample)
-		},
+		diag.FactDBMirrors:   func(ctx context.Context, q diagnostics.Querier) (any, error) { return diagnostics.Mirrors(ctx, q) },
+		diag.FactDBPlacement: g.replicationFact,
 	}
 	query, ok := queries[name]
 	if !ok {
@@ -140,6 +203,19 @@ func (g *Gatherer) databaseProducer(name string) (producer, bool) {
 	}
 	return func(ctx context.Context, w io.Writer) error {
 		c, _ := g.connect(ctx)
+		if c.err != nil && sqliteFacts[name] && c.uri.Driver == pg.DriverSQLite {
+			lite, err := c.openSQLite(ctx)
+			if err != nil {
+				return err
+			}
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			v, err := query(ctx, lite)
+			if err != nil {
+				return err
+			}
+			return writeJSON(w, v)
+		}
 		if c.err != nil {
 			if errors.Is(c.err, diag.ErrNotApplicable) {
 				return c.err

@@ -507,9 +507,14 @@ func TestBloat(t *testing.T) {
 }
 
 func TestUsers(t *testing.T) {
+	for _, db := range diagtest.SeededDatabases(t) {
+		t.Run(db.Dialect, func(t *testing.T) { testUsers(t, db) })
+	}
+}
+
+func testUsers(t *testing.T, db *diagtest.Database) {
 	ctx := ctxT(t)
-	uri, seed := diagtest.SeededDatabase(t)
-	conn := diagtest.Connect(t, uri)
+	conn, seed := db.Q, db.Seed
 	r, err := diagnostics.Users(ctx, conn, diagtest.SuperUsers)
 	if err != nil {
 		t.Fatal(err)
@@ -563,9 +568,14 @@ func TestUsers(t *testing.T) {
 }
 
 func TestAccounts(t *testing.T) {
+	for _, db := range diagtest.SeededDatabases(t) {
+		t.Run(db.Dialect, func(t *testing.T) { testAccounts(t, db) })
+	}
+}
+
+func testAccounts(t *testing.T, db *diagtest.Database) {
 	ctx := ctxT(t)
-	uri, _ := diagtest.SeededDatabase(t)
-	conn := diagtest.Connect(t, uri)
+	conn := db.Q
 	all := []diagnostics.Account{
 		{Username: "acme", Kind: "organization", Enabled: true, Verified: true, Superuser: true, LoginMethods: []string{}},
 		{Username: "acme+bot", Kind: "robot", Enabled: true, Verified: true, Superuser: true, LoginMethods: []string{"token"}},
@@ -585,15 +595,15 @@ func TestAccounts(t *testing.T) {
 		name   string
 		supers []string
 		limit  int
-		setup  string
+		setup  []string
 		want   []diagnostics.Account
 	}{
-		{"all", diagtest.SuperUsers, 0, "", all},
-		{"limit", diagtest.SuperUsers, 2, "", all[:2]},
-		{"no SUPER_USERS", nil, 0, "", noSuper},
-		{"quayctl serve's own superusers", nil, 0,
-			`CREATE TABLE quayctl_superuser (id serial PRIMARY KEY, user_id int NOT NULL, created timestamp NOT NULL);
-			 INSERT INTO quayctl_superuser (user_id, created) SELECT id, now() FROM "user" WHERE username = 'alice'`,
+		{"all", diagtest.SuperUsers, 0, nil, all},
+		{"limit", diagtest.SuperUsers, 2, nil, all[:2]},
+		{"no SUPER_USERS", nil, 0, nil, noSuper},
+		{"quayctl serve's own superusers", nil, 0, []string{
+			`CREATE TABLE quayctl_superuser (id INTEGER PRIMARY KEY, user_id int NOT NULL, created timestamp NOT NULL)`,
+			`INSERT INTO quayctl_superuser (id, user_id, created) SELECT 1, id, creation_date FROM "user" WHERE username = 'alice'`},
 			func() []diagnostics.Account {
 				out := slices.Clone(noSuper)
 				out[3].Superuser = true
@@ -602,8 +612,8 @@ func TestAccounts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if tt.setup != "" {
-				diagtest.Exec(t, conn, tt.setup)
+			for _, st := range tt.setup {
+				db.Exec(t, st)
 			}
 			got, err := diagnostics.Accounts(ctx, conn, tt.supers, tt.limit)
 			if err != nil {
@@ -617,9 +627,14 @@ func TestAccounts(t *testing.T) {
 }
 
 func TestMirrors(t *testing.T) {
+	for _, db := range diagtest.SeededDatabases(t) {
+		t.Run(db.Dialect, func(t *testing.T) { testMirrors(t, db) })
+	}
+}
+
+func testMirrors(t *testing.T, db *diagtest.Database) {
 	ctx := ctxT(t)
-	uri, _ := diagtest.SeededDatabase(t)
-	conn := diagtest.Connect(t, uri)
+	conn := db.Q
 	got, err := diagnostics.Mirrors(ctx, conn)
 	if err != nil {
 		t.Fatal(err)
@@ -642,13 +657,17 @@ func TestMirrors(t *testing.T) {
 
 	// The reason of the last failed sync, newest first, redacted; Quay's
 	// entries carry only "message".
-	diagtest.Exec(t, conn, `INSERT INTO logentry3 (kind_id, account_id, repository_id, datetime, metadata_json)
-		SELECT k.id, r.namespace_user_id, r.id, TIMESTAMP '2026-01-01 00:00:00', '{"message": "old failure"}'
-		FROM logentrykind k, repository r WHERE k.name = 'repo_mirror_sync_failed' AND r.name IN ('mirrored', 'readonly');
-		INSERT INTO logentry3 (kind_id, account_id, repository_id, datetime, metadata_json)
-		SELECT k.id, r.namespace_user_id, r.id, TIMESTAMP '2026-01-02 00:00:00',
-			'{"message": "sync failed", "error": "unauthorized: https://bob:hunter2@registry.example.com/v2/"}'
-		FROM logentrykind k, repository r WHERE k.name = 'repo_mirror_sync_failed' AND r.name IN ('mirrored', 'readonly')`)
+	for _, e := range []struct {
+		at       time.Time
+		metadata string
+	}{
+		{time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), `{"message": "old failure"}`},
+		{time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC), `{"message": "sync failed", "error": "unauthorized: https://bob:hunter2@registry.example.com/v2/"}`},
+	} {
+		db.Exec(t, `INSERT INTO logentry3 (kind_id, account_id, repository_id, datetime, metadata_json)
+			SELECT k.id, r.namespace_user_id, r.id, $1, $2
+			FROM logentrykind k, repository r WHERE k.name = 'repo_mirror_sync_failed' AND r.name IN ('mirrored', 'readonly')`, e.at, e.metadata)
+	}
 	if got, err = diagnostics.Mirrors(ctx, conn); err != nil {
 		t.Fatal(err)
 	}
@@ -658,21 +677,25 @@ func TestMirrors(t *testing.T) {
 
 	// The robot's role through a team, and as an admin team's member.
 	tests := []struct {
-		name, setup, role string
+		name  string
+		setup []string
+		role  string
 	}{
-		{"no permission", `DELETE FROM repositorypermission WHERE user_id = (SELECT id FROM "user" WHERE username = 'acme+reader')`, ""},
-		{"through a team", `INSERT INTO team (name, organization_id, role_id, description) VALUES ('pushers',
-				(SELECT id FROM "user" WHERE username = 'acme'), (SELECT id FROM teamrole WHERE name = 'member'), '');
-			INSERT INTO teammember (user_id, team_id) VALUES ((SELECT id FROM "user" WHERE username = 'acme+reader'), (SELECT id FROM team WHERE name = 'pushers'));
-			INSERT INTO repositorypermission (team_id, repository_id, role_id) VALUES ((SELECT id FROM team WHERE name = 'pushers'),
-				(SELECT id FROM repository WHERE name = 'readonly'), (SELECT id FROM role WHERE name = 'write'))`, "write"},
-		{"organisation admin", `INSERT INTO team (name, organization_id, role_id, description) VALUES ('owners',
-				(SELECT id FROM "user" WHERE username = 'acme'), (SELECT id FROM teamrole WHERE name = 'admin'), '');
-			INSERT INTO teammember (user_id, team_id) VALUES ((SELECT id FROM "user" WHERE username = 'acme+reader'), (SELECT id FROM team WHERE name = 'owners'))`, "admin"},
+		{"no permission", []string{`DELETE FROM repositorypermission WHERE user_id = (SELECT id FROM "user" WHERE username = 'acme+reader')`}, ""},
+		{"through a team", []string{`INSERT INTO team (name, organization_id, role_id, description) VALUES ('pushers',
+				(SELECT id FROM "user" WHERE username = 'acme'), (SELECT id FROM teamrole WHERE name = 'member'), '')`,
+			`INSERT INTO teammember (user_id, team_id) VALUES ((SELECT id FROM "user" WHERE username = 'acme+reader'), (SELECT id FROM team WHERE name = 'pushers'))`,
+			`INSERT INTO repositorypermission (team_id, repository_id, role_id) VALUES ((SELECT id FROM team WHERE name = 'pushers'),
+				(SELECT id FROM repository WHERE name = 'readonly'), (SELECT id FROM role WHERE name = 'write'))`}, "write"},
+		{"organisation admin", []string{`INSERT INTO team (name, organization_id, role_id, description) VALUES ('owners',
+				(SELECT id FROM "user" WHERE username = 'acme'), (SELECT id FROM teamrole WHERE name = 'admin'), '')`,
+			`INSERT INTO teammember (user_id, team_id) VALUES ((SELECT id FROM "user" WHERE username = 'acme+reader'), (SELECT id FROM team WHERE name = 'owners'))`}, "admin"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			diagtest.Exec(t, conn, tt.setup)
+			for _, st := range tt.setup {
+				db.Exec(t, st)
+			}
 			got, err := diagnostics.Mirrors(ctx, conn)
 			if err != nil {
 				t.Fatal(err)
@@ -692,9 +715,14 @@ func TestMirrors(t *testing.T) {
 }
 
 func TestPlacement(t *testing.T) {
+	for _, db := range diagtest.SeededDatabases(t) {
+		t.Run(db.Dialect, func(t *testing.T) { testPlacement(t, db) })
+	}
+}
+
+func testPlacement(t *testing.T, db *diagtest.Database) {
 	ctx := ctxT(t)
-	uri, _ := diagtest.SeededDatabase(t)
-	conn := diagtest.Connect(t, uri)
+	conn := db.Q
 	tests := []struct {
 		sample  int
 		digests []string // first hex digit of each sampled digest

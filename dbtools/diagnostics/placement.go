@@ -24,6 +24,11 @@ type PlacementReport struct {
 	// placements were read (replication.go), so the checks see the same
 	// numbers as quayctl storage replication-status.
 	ReplicationBacklog *ReplicationBacklog `json:"replication_backlog,omitempty"`
+	// Replication is what quayctl storage replication-status shows
+	// (Replication, for DISTRIBUTED_STORAGE_DEFAULT_LOCATIONS as the fact's
+	// producer read it): the geo-replication checks read their
+	// per-location numbers here. Absent from older bundles.
+	Replication *ReplicationStatus `json:"replication,omitempty"`
 }
 
 // LocationPlacement is one storage location's share.
@@ -53,7 +58,7 @@ type BlobPlacement struct {
 // newest blobs with their locations.
 func Placement(ctx context.Context, q Querier, sample int) (PlacementReport, error) {
 	p := PlacementReport{Locations: []LocationPlacement{}, Sample: []BlobPlacement{}}
-	rows, err := q.Query(ctx, `SELECT l.name, count(s.id), COALESCE(sum(s.image_size), 0)::bigint
+	rows, err := q.Query(ctx, `SELECT l.name, count(s.id), CAST(COALESCE(sum(s.image_size), 0) AS BIGINT)
 		FROM imagestoragelocation l
 		LEFT JOIN imagestorageplacement pl ON pl.location_id = l.id
 		LEFT JOIN imagestorage s ON s.id = pl.storage_id
@@ -74,7 +79,7 @@ func Placement(ctx context.Context, q Querier, sample int) (PlacementReport, err
 		return p, fmt.Errorf("count placements per location: %w", err)
 	}
 
-	err = q.QueryRow(ctx, `SELECT count(*), COALESCE(sum(s.image_size), 0)::bigint,
+	err = q.QueryRow(ctx, `SELECT count(*), CAST(COALESCE(sum(s.image_size), 0) AS BIGINT),
 		count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM imagestorageplacement pl WHERE pl.storage_id = s.id))
 		FROM imagestorage s`).Scan(&p.TotalBlobs, &p.TotalBytes, &p.UnplacedBlobs)
 	if err != nil {
@@ -90,7 +95,7 @@ func Placement(ctx context.Context, q Querier, sample int) (PlacementReport, err
 		return p, nil
 	}
 	rows, err = q.Query(ctx, `SELECT COALESCE(s.content_checksum, ''), s.uuid, s.cas_path, s.image_size, COALESCE(s.uploading, false),
-		COALESCE(array_agg(l.name ORDER BY l.name) FILTER (WHERE l.name IS NOT NULL), '{}')
+		COALESCE(`+sortedList(q, "l.name")+` FILTER (WHERE l.name IS NOT NULL), `+emptyList(q)+`)
 		FROM (SELECT * FROM imagestorage ORDER BY id DESC LIMIT $1) s
 		LEFT JOIN imagestorageplacement pl ON pl.storage_id = s.id
 		LEFT JOIN imagestoragelocation l ON l.id = pl.location_id

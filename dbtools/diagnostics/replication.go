@@ -60,19 +60,19 @@ type ReplicationStatus struct {
 // lacks, and reads the replication queue's backlog as of now.
 func Replication(ctx context.Context, q Querier, required []string, now time.Time) (ReplicationStatus, error) {
 	st := ReplicationStatus{Locations: []ReplicationLocation{}}
-	err := q.QueryRow(ctx, `SELECT count(*), COALESCE(sum(s.image_size), 0)::bigint FROM imagestorage s
+	err := q.QueryRow(ctx, `SELECT count(*), CAST(COALESCE(sum(s.image_size), 0) AS BIGINT) FROM imagestorage s
 		WHERE EXISTS (SELECT 1 FROM imagestorageplacement pl WHERE pl.storage_id = s.id)`).Scan(&st.PlacedBlobs, &st.PlacedBytes)
 	if err != nil {
 		return st, fmt.Errorf("count placed blobs: %w", err)
 	}
 	// One row per location: what it holds; what it lacks is the placed
 	// total minus that (a placement implies the blob is placed).
-	rows, err := q.Query(ctx, `SELECT n.name, count(s.id), COALESCE(sum(s.image_size), 0)::bigint
-		FROM (SELECT name FROM imagestoragelocation UNION SELECT unnest($1::text[])) n
+	rows, err := q.Query(ctx, `SELECT n.name, count(s.id), CAST(COALESCE(sum(s.image_size), 0) AS BIGINT)
+		FROM (SELECT name FROM imagestoragelocation UNION `+textSet(q, 1)+`) n
 		LEFT JOIN imagestoragelocation l ON l.name = n.name
 		LEFT JOIN imagestorageplacement pl ON pl.location_id = l.id
 		LEFT JOIN imagestorage s ON s.id = pl.storage_id
-		GROUP BY n.name ORDER BY n.name`, required)
+		GROUP BY n.name ORDER BY n.name`, nonNil(required))
 	if err != nil {
 		return st, fmt.Errorf("count blobs per location: %w", err)
 	}

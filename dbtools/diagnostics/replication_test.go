@@ -12,9 +12,14 @@ import (
 // also in eustorage) against required locations, and a queue of three items
 // (one Quay's, one retried by quayctl serve, one leased).
 func TestReplication(t *testing.T) {
+	for _, db := range diagtest.SeededDatabases(t) {
+		t.Run(db.Dialect, func(t *testing.T) { testReplication(t, db) })
+	}
+}
+
+func testReplication(t *testing.T, db *diagtest.Database) {
 	ctx := ctxT(t)
-	uri, _ := diagtest.SeededDatabase(t)
-	conn := diagtest.Connect(t, uri)
+	conn := db.Q
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 	st, err := diagnostics.Replication(ctx, conn, []string{"usstorage", "eustorage", "apstorage"}, now)
@@ -43,7 +48,7 @@ func TestReplication(t *testing.T) {
 		t.Errorf("empty queue reported as %+v", st.Backlog)
 	}
 
-	diagtest.Exec(t, conn, `INSERT INTO queueitem (queue_name, body, available_after, available, processing_expires, retries_remaining, state_id) VALUES
+	db.Exec(t, `INSERT INTO queueitem (queue_name, body, available_after, available, processing_expires, retries_remaining, state_id) VALUES
 		('imagestoragereplication/u1/', '{"namespace_user_id": 1, "storage_id": "u1"}', '2026-03-01 10:00:00', true, NULL, 5, 's1'),
 		('imagestoragereplication/u2/', '{"storage_id": "u2", "quayctl_attempts": 2, "quayctl_queued_at": "2026-03-01T09:00:00Z"}', '2026-03-01 12:05:00', true, NULL, 5, 's2'),
 		('imagestoragereplication/u3/', '{"storage_id": "u3"}', '2026-03-01 11:59:00', false, '2026-03-01 12:10:00', 4, 's3'),
@@ -58,7 +63,7 @@ func TestReplication(t *testing.T) {
 		!b.OldestQueuedAt.Equal(time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)) || b.OldestAgeSeconds != 7200 {
 		t.Errorf("backlog %+v", b)
 	}
-	diagtest.Exec(t, conn, `DELETE FROM queueitem WHERE state_id = 's1'`)
+	db.Exec(t, `DELETE FROM queueitem WHERE state_id = 's1'`)
 	b, _ = diagnostics.ReplicationQueue(ctx, conn, now)
 	// Now quayctl serve's retried item is oldest: its queued_at counts,
 	// not its next try.

@@ -264,7 +264,11 @@ func Accounts(ctx context.Context, q Querier, superUsers []string, limit int) ([
 	// quayctl serve records superusers in its own table too; a database
 	// Quay created has none.
 	var hasOwn bool
-	if err := q.QueryRow(ctx, `SELECT to_regclass('quayctl_superuser') IS NOT NULL`).Scan(&hasOwn); err != nil {
+	ownSQL := `SELECT to_regclass('quayctl_superuser') IS NOT NULL`
+	if isSQLite(q) {
+		ownSQL = `SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'quayctl_superuser')`
+	}
+	if err := q.QueryRow(ctx, ownSQL).Scan(&hasOwn); err != nil {
 		return nil, fmt.Errorf("look for quayctl_superuser: %w", err)
 	}
 	own := "false"
@@ -272,9 +276,9 @@ func Accounts(ctx context.Context, q Querier, superUsers []string, limit int) ([
 		own = `EXISTS (SELECT 1 FROM quayctl_superuser qs WHERE qs.user_id = u.id)`
 	}
 	sql := `SELECT u.username, u.robot, u.organization, u.enabled, u.verified, COALESCE(u.password_hash, '') <> '',
-		u.username = ANY($1::text[]) OR ` + own + `,
-		COALESCE((SELECT array_agg(s.name ORDER BY s.name) FROM federatedlogin f JOIN loginservice s ON s.id = f.service_id
-			WHERE f.user_id = u.id AND s.name <> $2), '{}')
+		u.username IN (` + textSet(q, 1) + `) OR ` + own + `,
+		COALESCE((SELECT ` + sortedList(q, "s.name") + ` FROM federatedlogin f JOIN loginservice s ON s.id = f.service_id
+			WHERE f.user_id = u.id AND s.name <> $2), ` + emptyList(q) + `)
 		FROM "user" u ORDER BY u.username`
 	args := []any{nonNil(superUsers), robotService}
 	if limit > 0 {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/quayctl/quayctl/diag"
+	"github.com/quayctl/quayctl/internal/redact"
 )
 
 var mirrorConfigs = diag.Check{ID: "mirroring.configs", Area: AreaMirroring,
@@ -24,6 +25,10 @@ type mirrorFact struct {
 	Robot                string     `json:"robot"`
 	RobotEnabled         bool       `json:"robot_enabled"`
 	RobotRole            string     `json:"robot_role"`
+	// LastError is why the last sync failed (set while the status is
+	// FAIL; redacted by the fact's producer, and again here since a
+	// bundle may come from elsewhere).
+	LastError string `json:"last_error"`
 }
 
 // mirrorNow is the clock of the expiry test (tests replace it).
@@ -86,7 +91,12 @@ func checkMirrors(ctx context.Context, f diag.Facts) []diag.Finding {
 		}
 		fd := c.Finding(sev, fmt.Sprintf("mirror of %s: %s", m.Repository, problems[0]))
 		fd.Subject = m.Repository
-		fd.Evidence = append([]string{fmt.Sprintf("from %s, status %s, robot %s (role %q)", m.ExternalReference, m.SyncStatus, m.Robot, m.RobotRole)}, problems[1:]...)
+		fd.Evidence = []string{fmt.Sprintf("from %s, status %s, robot %s (role %q)", m.ExternalReference, m.SyncStatus, m.Robot, m.RobotRole)}
+		if m.SyncStatus == "FAIL" && m.LastError != "" {
+			reason, _ := redact.String(m.LastError)
+			fd.Evidence = append(fd.Evidence, "last sync error: "+reason)
+		}
+		fd.Evidence = append(fd.Evidence, problems[1:]...)
 		fd.Remedy = "read the mirror worker's log (quayctl logs mirror); give the robot write permission on the repository; check the external registry's credentials and TLS; then Sync Now in the repository's Mirroring tab (guide 6.5)"
 		out = append(out, fd)
 	}

@@ -85,6 +85,20 @@ type replicationPlacement struct {
 	TotalBlobs    int64 `json:"total_blobs"`
 	TotalBytes    int64 `json:"total_bytes"`
 	UnplacedBlobs int64 `json:"unplaced_blobs"`
+	// Replication is quayctl storage replication-status's numbers
+	// (diagnostics.ReplicationStatus); absent from older bundles, whose
+	// Locations, TotalBlobs and UnplacedBlobs give the same counts.
+	Replication *struct {
+		Locations []struct {
+			Name         string `json:"name"`
+			Blobs        int64  `json:"blobs"`
+			Bytes        int64  `json:"bytes"`
+			MissingBlobs int64  `json:"missing_blobs"`
+			MissingBytes int64  `json:"missing_bytes"`
+		} `json:"locations"`
+		PlacedBlobs int64 `json:"placed_blobs"`
+		PlacedBytes int64 `json:"placed_bytes"`
+	} `json:"replication"`
 	// Backlog is the replication queue as the placements were read.
 	Backlog *struct {
 		Queued           int64      `json:"queued"`
@@ -136,28 +150,50 @@ func checkReplicationPlacement(ctx context.Context, f diag.Facts) []diag.Finding
 	}
 	sort.Strings(configured)
 	defaults := storageList(cfg["DISTRIBUTED_STORAGE_DEFAULT_LOCATIONS"])
-	type share struct{ blobs, bytes int64 }
+	// Per location: what it holds and which placed blobs it lacks, as
+	// quayctl storage replication-status counts them. Placed blobs (held
+	// somewhere) are the ones replication copies to every default
+	// location; unplaced rows are pushes that never finished.
+	type share struct{ blobs, bytes, missingBlobs, missingBytes int64 }
 	placed := map[string]share{}
-	for _, l := range pl.Locations {
-		placed[l.Name] = share{l.Blobs, l.Bytes}
+	var placedBlobs, placedBytes int64
+	bytesKnown := pl.Replication != nil
+	if r := pl.Replication; r != nil {
+		placedBlobs, placedBytes = r.PlacedBlobs, r.PlacedBytes
+		for _, l := range r.Locations {
+			placed[l.Name] = share{l.Blobs, l.Bytes, l.MissingBlobs, l.MissingBytes}
+		}
+	} else { // an older bundle: the bytes placed are not known
+		placedBlobs = pl.TotalBlobs - pl.UnplacedBlobs
+		for _, l := range pl.Locations {
+			placed[l.Name] = share{l.Blobs, l.Bytes, max(placedBlobs-l.Blobs, 0), 0}
+		}
 	}
-	// Blobs placed somewhere: the ones replication should copy to every
-	// default location. Unplaced rows are pushes that never finished.
-	want := pl.TotalBlobs - pl.UnplacedBlobs
 	for _, loc := range configured {
-		s := placed[loc]
+		s, ok := placed[loc]
+		if !ok { // holds nothing: lacks every placed blob
+			s = share{missingBlobs: placedBlobs, missingBytes: placedBytes}
+		}
 		fd := c.Finding(diag.OK, "")
 		fd.Subject = loc
 		fd.Evidence = []string{
-			fmt.Sprintf("%s: %d blobs, %s", loc, s.blobs, replicationBytes(s.bytes)),
-			fmt.Sprintf("all locations: %d blobs placed (%d rows in imagestorage, %d without a placement), %s", want, pl.TotalBlobs, pl.UnplacedBlobs, replicationBytes(pl.TotalBytes)),
+			ReplicationEvidence(loc, s.blobs, s.bytes, s.missingBlobs, s.missingBytes),
+			fmt.Sprintf("all locations: %d blobs placed, %s (%d rows in imagestorage, %d without a placement)", placedBlobs, replicationBytes(placedBytes), pl.TotalBlobs, pl.UnplacedBlobs),
+		}
+		lacking := ""
+		if !bytesKnown {
+			fd.Evidence = []string{
+				fmt.Sprintf("%s: %d blobs, %s", loc, s.blobs, replicationBytes(s.bytes)),
+				fmt.Sprintf("all locations: %d blobs placed (%d rows in imagestorage, %d without a placement), %s", placedBlobs, pl.TotalBlobs, pl.UnplacedBlobs, replicationBytes(pl.TotalBytes)),
+			}
+		} else {
+			lacking = " (" + replicationBytes(s.missingBytes) + ")"
 		}
 		switch {
-		case slices.Contains(defaults, loc) && s.blobs < want:
-			backlog := want - s.blobs
+		case slices.Contains(defaults, loc) && s.missingBlobs > 0:
 			fd.Severity = diag.Warn
-			fd.Title = fmt.Sprintf("%s lacks %d of %d blobs: replication to this default location is behind", loc, backlog, want)
-			fd.Remedy = fmt.Sprintf("the storagereplication worker copies blobs to every DISTRIBUTED_STORAGE_DEFAULT_LOCATIONS location: check it runs (quayctl logs quay, look for storagereplication), that %s is writable (quayctl storage probe --location %s), and run this again to see the backlog shrink", loc, loc)
+			fd.Title = fmt.Sprintf("%s lacks %d of %d blobs%s: replication to this default location is behind", loc, s.missingBlobs, placedBlobs, lacking)
+			fd.Remedy = fmt.Sprintf("the storagereplication worker copies blobs to every DISTRIBUTED_STORAGE_DEFAULT_LOCATIONS location: check it runs (quayctl logs quay, look for storagereplication), that %s is writable (quayctl storage probe --location %s), and run this again (or quayctl storage replication-status) to see the backlog shrink", loc, loc)
 		case slices.Contains(defaults, loc):
 			fd.Title = fmt.Sprintf("%s holds all %d placed blobs (%s)", loc, s.blobs, replicationBytes(s.bytes))
 		default:
@@ -181,6 +217,14 @@ func checkReplicationPlacement(ctx context.Context, f diag.Facts) []diag.Finding
 		out = append(out, fd)
 	}
 	return out
+}
+
+// ReplicationEvidence is the placement finding's line for one location:
+// the numbers quayctl storage replication-status shows for it, with exact
+// byte counts so that the two can be compared.
+func ReplicationEvidence(loc string, blobs, bytes, missingBlobs, missingBytes int64) string {
+	return fmt.Sprintf("%s: %d blobs, %d bytes (%s); missing %d blobs, %d bytes (%s)",
+		loc, blobs, bytes, replicationBytes(bytes), missingBlobs, missingBytes, replicationBytes(missingBytes))
 }
 
 // replicationBytes prints a byte count in binary units.

@@ -54,6 +54,17 @@ DISTRIBUTED_STORAGE_DEFAULT_LOCATIONS: [us, eu]
 			diag.FactConfig:      []byte("FEATURE_STORAGE_REPLICATION: 'true'\nDISTRIBUTED_STORAGE_CONFIG: {us: [S3Storage, {}]}\n"),
 			diag.FactDBPlacement: []byte(`{"locations":[{"name":"us","blobs":1,"bytes":1}],"total_blobs":1,"total_bytes":1,"unplaced_blobs":0}`)},
 			want: []want{{diag.OK, "", "us holds 1 blobs (1 B)"}, {diag.Info, "", "DISTRIBUTED_STORAGE_DEFAULT_LOCATIONS is empty"}}},
+		// quayctl storage replication-status's numbers (the fact's
+		// "replication"), which the checks use when present.
+		{name: "the command's numbers", facts: diag.MapFacts{diag.FactConfig: []byte(on), diag.FactDBPlacement: []byte(`{"locations":[],` +
+			`"total_blobs":12,"total_bytes":9999,"unplaced_blobs":2,"replication":{"placed_blobs":10,"placed_bytes":4096,"locations":[` +
+			`{"name":"eu","required":true,"blobs":7,"bytes":1024,"missing_blobs":3,"missing_bytes":3072},` +
+			`{"name":"us","required":true,"blobs":10,"bytes":4096,"missing_blobs":0,"missing_bytes":0}]}}`)},
+			want: []want{
+				{diag.OK, "", "ap holds 0 blobs (0 B); it is not a default location"},
+				{diag.Warn, "", "eu lacks 3 of 10 blobs (3.0 KiB): replication to this default location is behind"},
+				{diag.OK, "", "us holds all 10 placed blobs (4.0 KiB)"}},
+			evidence: "ap: 0 blobs, 0 bytes (0 B); missing 10 blobs, 4096 bytes (4.0 KiB)\nall locations: 10 blobs placed, 4.0 KiB (12 rows in imagestorage, 2 without a placement)"},
 		{name: "database unreachable", facts: diag.MapFacts{diag.FactConfig: []byte(on), diag.FactDBPlacement + ".error": []byte("no database connection: connection refused")},
 			want: []want{{diag.Warn, "", "could not gather database/placement.json"}}},
 		{name: "sqlite", facts: diag.MapFacts{diag.FactConfig: []byte(on), diag.FactDBPlacement + ".error": []byte("the database is SQLite: not applicable to this deployment")},

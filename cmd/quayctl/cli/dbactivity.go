@@ -91,7 +91,7 @@ Exit codes: 0 shown, 1 the database cannot be reached or read, 2 bad flags.`,
 }
 
 func dbActivityRun(ctx context.Context, opts *DBActivityOptions) error {
-	db, err := openQuayDB(ctx, opts.IO, opts.Target, opts.Deployment)
+	db, err := openQuayDB(ctx, opts.IO, opts.Target, opts.Deployment, "quayctl db activity reads PostgreSQL's statistics (pg_stat_activity, pg_settings)")
 	if err != nil {
 		return err
 	}
@@ -209,7 +209,11 @@ func firstLine(s string, max int) string {
 // quayDB is a connection to the registry's database, with what the
 // configuration said about it.
 type quayDB struct {
+	// q reads the database: conn on PostgreSQL, lite on SQLite (only
+	// when the command reads just Quay's tables).
+	q    diagnostics.Querier
 	conn *pgx.Conn
+	lite *diagnostics.SQLite
 	uri  pg.URI
 	// config is where DB_URI and SUPER_USERS came from ("" when only
 	// --db was given); superUsers is SUPER_USERS (nil when unknown).
@@ -218,7 +222,13 @@ type quayDB struct {
 	superUsersKnown bool
 }
 
-func (d *quayDB) close() { _ = d.conn.Close(context.Background()) }
+func (d *quayDB) close() {
+	if d.lite != nil {
+		_ = d.lite.Close()
+		return
+	}
+	_ = d.conn.Close(context.Background())
+}
 
 // dbSessionSetup names the session and keeps it from hanging behind the
 // very locks it is meant to show, or from running away on a huge table.
@@ -226,8 +236,11 @@ const dbSessionSetup = `SET application_name = 'quayctl'; SET lock_timeout = '10
 
 // openQuayDB finds the registry's database from the target flags — --db,
 // DB_URI of --config, or of the deployment's own config.yaml — and
-// connects to it (PostgreSQL only).
-func openQuayDB(ctx context.Context, ios *IOStreams, t TargetOptions, deployment func(context.Context) (collectors.Deployment, error)) (*quayDB, error) {
+// connects to it. A SQLite database (quayctl serve's default) is opened
+// read-only, for the commands that read only Quay's tables; postgresOnly
+// is set by those that read PostgreSQL's statistics: it names the command
+// and what it reads, for the error that refuses SQLite.
+func openQuayDB(ctx context.Context, ios *IOStreams, t TargetOptions, deployment func(context.Context) (collectors.Deployment, error), postgresOnly string) (*quayDB, error) {
 	db := &quayDB{}
 	var cfg pg.QuayConfig
 	if t.Kind != TargetDirect || t.ConfigPath != "" {
@@ -260,8 +273,17 @@ func openQuayDB(ctx context.Context, ios *IOStreams, t TargetOptions, deployment
 	}
 	db.uri = u
 	if u.Driver != pg.DriverPostgres {
-		return nil, &UserError{Msg: fmt.Sprintf("the registry's database is SQLite (%s): these diagnostics read PostgreSQL's statistics", u.Redacted),
-			Remedy: "point --db at the PostgreSQL database (postgresql://user:password@host:5432/quay)"}
+		if postgresOnly != "" {
+			return nil, &UserError{Msg: fmt.Sprintf("the registry's database is SQLite (%s): %s, which SQLite does not have", u.Redacted, postgresOnly),
+				Remedy: "point --db at the PostgreSQL database (postgresql://user:password@host:5432/quay)"}
+		}
+		lite, err := diagnostics.OpenSQLite(ctx, u.Path)
+		if err != nil {
+			return nil, &UserError{Msg: "cannot open the registry's SQLite database " + u.Redacted, Err: err,
+				Remedy: "run quayctl where the database file is (DB_URI names it as the registry sees it), or pass --db sqlite:////path/to/quay.db"}
+		}
+		db.lite, db.q = lite, lite
+		return db, nil
 	}
 	conn, err := pg.Connect(ctx, u)
 	if err != nil {
@@ -271,7 +293,7 @@ func openQuayDB(ctx context.Context, ios *IOStreams, t TargetOptions, deployment
 		conn.Close(context.Background())
 		return nil, dbReadError(err)
 	}
-	db.conn = conn
+	db.conn, db.q = conn, conn
 	return db, nil
 }
 

@@ -113,12 +113,12 @@ Exit codes: 0 shown, 1 the database cannot be reached or read, 2 bad flags.`,
 }
 
 func dbUsersRun(ctx context.Context, opts *DBUsersOptions) error {
-	db, err := openQuayDB(ctx, opts.IO, opts.Target, opts.Deployment)
+	db, err := openQuayDB(ctx, opts.IO, opts.Target, opts.Deployment, "")
 	if err != nil {
 		return err
 	}
 	defer db.close()
-	rep, err := diagnostics.Users(ctx, db.conn, db.superUsers)
+	rep, err := diagnostics.Users(ctx, db.q, db.superUsers)
 	if err != nil {
 		return dbReadError(err)
 	}
@@ -148,7 +148,7 @@ func dbUsersRun(ctx context.Context, opts *DBUsersOptions) error {
 		if limit > 0 {
 			limit++ // one more, to know whether there are more
 		}
-		accounts, err := diagnostics.Accounts(ctx, db.conn, db.superUsers, limit)
+		accounts, err := diagnostics.Accounts(ctx, db.q, db.superUsers, limit)
 		if err != nil {
 			return dbReadError(err)
 		}

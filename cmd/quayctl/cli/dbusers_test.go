@@ -31,7 +31,13 @@ func TestDBUsersRun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts PostgreSQL")
 	}
-	uri, _ := diagtest.SeededDatabase(t)
+	// PostgreSQL and SQLite (quayctl serve's default) give the same output.
+	for _, db := range diagtest.SeededDatabases(t) {
+		t.Run(db.Dialect, func(t *testing.T) { testDBUsersRun(t, db.URI) })
+	}
+}
+
+func testDBUsersRun(t *testing.T, uri string) {
 	cfg := filepath.Join(t.TempDir(), "config.yaml")
 	conf := "DB_URI: " + uri + "\nSUPER_USERS: [" + strings.Join(diagtest.SuperUsers, ", ") + "]\n"
 	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {

@@ -52,7 +52,8 @@ left, and the robot the mirror pushes as with its role on the repository
 mirroring turns the same rows into findings.
 
 The database is found as for quayctl db activity: --db, DB_URI of --config,
-or the deployment's config.yaml (PostgreSQL).
+or the deployment's config.yaml: PostgreSQL, or SQLite (quayctl serve's
+default), which is opened read-only and must be a file this machine can read.
 
 Exit codes: 0 shown, 1 the database cannot be read or NS/REPO is not mirrored, 2 bad flags.`,
 		Example: `  quayctl mirror status --podman
@@ -91,12 +92,12 @@ Exit codes: 0 shown, 1 the database cannot be read or NS/REPO is not mirrored, 2
 }
 
 func mirrorStatusRun(ctx context.Context, opts *MirrorStatusOptions) error {
-	db, err := openQuayDB(ctx, opts.IO, opts.Target, opts.Deployment)
+	db, err := openQuayDB(ctx, opts.IO, opts.Target, opts.Deployment, "")
 	if err != nil {
 		return err
 	}
 	defer db.close()
-	all, err := diagnostics.Mirrors(ctx, db.conn)
+	all, err := diagnostics.Mirrors(ctx, db.q)
 	if err != nil {
 		return dbReadError(err)
 	}

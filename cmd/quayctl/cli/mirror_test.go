@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -22,12 +23,25 @@ func TestMirrorStatusFlags(t *testing.T) {
 var rfc3339RE = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ`)
 
 // TestMirrorStatusRun reads the seeded mirrors (one failed, one whose robot
-// can only read) from a real PostgreSQL in Quay's schema.
+// can only read) from a real PostgreSQL in Quay's schema, and the same rows
+// from a SQLite database (quayctl serve's default): the same output.
 func TestMirrorStatusRun(t *testing.T) {
+	// A SQLite DB_URI names a file this machine must be able to read.
+	missing := "sqlite:///" + filepath.Join(t.TempDir(), "quay.db")
+	code, _, stderr := tkRun(t, context.Background(), nil, "mirror", "status", "--db", missing)
+	if code != ExitError || !strings.Contains(stderr, "Error: cannot open the registry's SQLite database "+missing) ||
+		!strings.Contains(stderr, "no such file") || !strings.Contains(stderr, "pass --db sqlite:////path/to/quay.db") {
+		t.Errorf("a missing SQLite file: exit %d: %s", code, stderr)
+	}
 	if testing.Short() {
 		t.Skip("starts PostgreSQL")
 	}
-	uri, _ := diagtest.SeededDatabase(t)
+	for _, db := range diagtest.SeededDatabases(t) {
+		t.Run(db.Dialect, func(t *testing.T) { testMirrorStatusRun(t, db.URI) })
+	}
+}
+
+func testMirrorStatusRun(t *testing.T, uri string) {
 	code, stdout, stderr := tkRun(t, context.Background(), nil, "mirror", "status", "--db", uri)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, stderr)

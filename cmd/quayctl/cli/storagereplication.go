@@ -66,7 +66,8 @@ empty and old is the sign of a stopped worker or an unreachable location
 geo-replication turns the same numbers into findings.
 
 The database is found as for quayctl db activity: --db, DB_URI of --config,
-or the deployment's config.yaml (PostgreSQL).
+or the deployment's config.yaml: PostgreSQL, or SQLite (quayctl serve's
+default), which is opened read-only and must be a file this machine can read.
 
 Exit codes: 0 shown, 1 the database cannot be read, 2 bad flags.`,
 		Example: `  quayctl storage replication-status --podman
@@ -112,7 +113,7 @@ type replicationConfig struct {
 }
 
 func storageReplicationStatusRun(ctx context.Context, opts *StorageReplicationStatusOptions) error {
-	db, err := openQuayDB(ctx, opts.IO, opts.Target, opts.Deployment)
+	db, err := openQuayDB(ctx, opts.IO, opts.Target, opts.Deployment, "")
 	if err != nil {
 		return err
 	}
@@ -133,7 +134,7 @@ func storageReplicationStatusRun(ctx context.Context, opts *StorageReplicationSt
 			}
 		}
 	}
-	status, err := diagnostics.Replication(ctx, db.conn, res.Required, opts.Now())
+	status, err := diagnostics.Replication(ctx, db.q, res.Required, opts.Now())
 	if err != nil {
 		return dbReadError(err)
 	}

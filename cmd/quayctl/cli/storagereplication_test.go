@@ -28,7 +28,7 @@ func TestStorageReplicationStatusFlags(t *testing.T) {
 	})
 }
 
-var replicationDBRE = regexp.MustCompile(`postgres(ql)?://[^\s"]+`)
+var replicationDBRE = regexp.MustCompile(`(postgres(ql)?|sqlite)://[^\s"]+`)
 
 // TestStorageReplicationStatusRun reads the seeded placements (usstorage
 // holds three blobs, eustorage one) and a replication queue from a real
@@ -38,9 +38,16 @@ func TestStorageReplicationStatusRun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts PostgreSQL")
 	}
-	uri, _ := diagtest.SeededDatabase(t)
-	conn := diagtest.Connect(t, uri)
-	diagtest.Exec(t, conn, `INSERT INTO queueitem (queue_name, body, available_after, available, processing_expires, retries_remaining, state_id) VALUES
+	// The same rows in PostgreSQL and in SQLite (quayctl serve's default
+	// database): the same output, the same goldens.
+	for _, db := range diagtest.SeededDatabases(t) {
+		t.Run(db.Dialect, func(t *testing.T) { testStorageReplicationStatusRun(t, db) })
+	}
+}
+
+func testStorageReplicationStatusRun(t *testing.T, db *diagtest.Database) {
+	uri := db.URI
+	db.Exec(t, `INSERT INTO queueitem (queue_name, body, available_after, available, processing_expires, retries_remaining, state_id) VALUES
 		('imagestoragereplication/u1/', '{"storage_id": "u1", "quayctl_attempts": 3, "quayctl_queued_at": "2026-03-01T09:30:00Z"}', '2026-03-01 12:05:00', true, NULL, 5, 's1'),
 		('imagestoragereplication/u2/', '{"storage_id": "u2", "quayctl_queued_at": "2026-03-01T11:58:00Z"}', '2026-03-01 11:58:00', false, '2026-03-01 12:30:00', 4, 's2')`)
 	dir := t.TempDir()

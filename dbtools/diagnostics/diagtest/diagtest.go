@@ -11,11 +11,14 @@ package diagtest
 
 import (
 	"context"
+	"crypto/rand"
+	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -135,39 +138,118 @@ type Account struct {
 	Unverified                    bool
 }
 
+// writer is what the seed writes through: a PostgreSQL connection or a
+// SQLite database. The seed's SQL runs on both ($n placeholders,
+// true/false, RETURNING); values that differ (uuids, times) are arguments.
+type writer interface {
+	exec(t testing.TB, sql string, args ...any)
+	id(t testing.TB, sql string, args ...any) int64
+	postgres() bool
+}
+
+type pgWriter struct{ c *pgx.Conn }
+
+func (w pgWriter) exec(t testing.TB, sql string, args ...any) { t.Helper(); Exec(t, w.c, sql, args...) }
+func (w pgWriter) id(t testing.TB, sql string, args ...any) int64 {
+	t.Helper()
+	return ID(t, w.c, sql, args...)
+}
+func (pgWriter) postgres() bool { return true }
+
+type liteWriter struct{ db *sql.DB }
+
+// liteArgs stores times as Quay does in SQLite.
+func liteArgs(args []any) []any {
+	out := slices.Clone(args)
+	for i, a := range out {
+		if v, ok := a.(time.Time); ok {
+			out[i] = v.UTC().Format("2006-01-02 15:04:05.000000")
+		}
+	}
+	return out
+}
+
+func (w liteWriter) exec(t testing.TB, sql string, args ...any) {
+	t.Helper()
+	if _, err := w.db.Exec(sql, liteArgs(args)...); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+func (w liteWriter) id(t testing.TB, sql string, args ...any) int64 {
+	t.Helper()
+	var id int64
+	if err := w.db.QueryRow(sql, liteArgs(args)...).Scan(&id); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return id
+}
+
+func (liteWriter) postgres() bool { return false }
+
+// newUUID is a random version-4 UUID.
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+}
+
 // AddAccount inserts an account with Quay's column defaults and returns
 // its id.
 func AddAccount(t testing.TB, conn *pgx.Conn, a Account) int64 {
+	t.Helper()
+	return addAccount(t, pgWriter{conn}, a)
+}
+
+func addAccount(t testing.TB, w writer, a Account) int64 {
 	t.Helper()
 	var hash any
 	if a.PasswordHash != "" {
 		hash = a.PasswordHash
 	}
-	return ID(t, conn, `INSERT INTO "user" (uuid, username, password_hash, email, verified, organization, robot, invoice_email,
+	now := time.Now().UTC()
+	return w.id(t, `INSERT INTO "user" (uuid, username, password_hash, email, verified, organization, robot, invoice_email,
 		invalid_login_attempts, last_invalid_login, removed_tag_expiration_s, enabled, creation_date)
-		VALUES (gen_random_uuid()::text, $1::text, $2, $1::text || '@example.com', $3, $4, $5, false, 0, now(), 1209600, $6, now()) RETURNING id`,
-		a.Name, hash, !a.Unverified, a.Organization, a.Robot, !a.Disabled)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, false, 0, $8, 1209600, $9, $8) RETURNING id`,
+		newUUID(), a.Name, hash, a.Name+"@example.com", !a.Unverified, a.Organization, a.Robot, now, !a.Disabled)
 }
 
 // AddFederated links an account to a login service.
 func AddFederated(t testing.TB, conn *pgx.Conn, userID int64, service, ident string) {
 	t.Helper()
-	Exec(t, conn, `INSERT INTO federatedlogin (user_id, service_id, service_ident, metadata_json)
+	addFederated(t, pgWriter{conn}, userID, service, ident)
+}
+
+func addFederated(t testing.TB, w writer, userID int64, service, ident string) {
+	t.Helper()
+	w.exec(t, `INSERT INTO federatedlogin (user_id, service_id, service_ident, metadata_json)
 		VALUES ($1, (SELECT id FROM loginservice WHERE name = $2), $3, '{}')`, userID, service, ident)
 }
 
 // AddRepository creates namespace/name with the given state (2: MIRROR).
 func AddRepository(t testing.TB, conn *pgx.Conn, namespaceID int64, name string, state int) int64 {
 	t.Helper()
-	return ID(t, conn, `INSERT INTO repository (namespace_user_id, name, visibility_id, badge_token, kind_id, trust_enabled, state)
-		VALUES ($1, $2, (SELECT id FROM visibility WHERE name = 'private'), gen_random_uuid()::text, 1, false, $3) RETURNING id`,
-		namespaceID, name, state)
+	return addRepository(t, pgWriter{conn}, namespaceID, name, state)
+}
+
+func addRepository(t testing.TB, w writer, namespaceID int64, name string, state int) int64 {
+	t.Helper()
+	return w.id(t, `INSERT INTO repository (namespace_user_id, name, visibility_id, badge_token, kind_id, trust_enabled, state)
+		VALUES ($1, $2, (SELECT id FROM visibility WHERE name = 'private'), $3, 1, false, $4) RETURNING id`,
+		namespaceID, name, newUUID(), state)
 }
 
 // Grant gives an account a role (admin, write, read) on a repository.
 func Grant(t testing.TB, conn *pgx.Conn, userID, repoID int64, role string) {
 	t.Helper()
-	Exec(t, conn, `INSERT INTO repositorypermission (user_id, repository_id, role_id) VALUES ($1, $2, (SELECT id FROM role WHERE name = $3))`,
+	grant(t, pgWriter{conn}, userID, repoID, role)
+}
+
+func grant(t testing.TB, w writer, userID, repoID int64, role string) {
+	t.Helper()
+	w.exec(t, `INSERT INTO repositorypermission (user_id, repository_id, role_id) VALUES ($1, $2, (SELECT id FROM role WHERE name = $3))`,
 		userID, repoID, role)
 }
 
@@ -186,8 +268,14 @@ type Mirror struct {
 // AddMirror inserts a mirror configuration and its root rule.
 func AddMirror(t testing.TB, conn *pgx.Conn, m Mirror) {
 	t.Helper()
-	rule := ID(t, conn, `INSERT INTO repomirrorrule (uuid, repository_id, creation_date, rule_type, rule_value)
-		VALUES (gen_random_uuid()::text, $1, now(), 1, $2) RETURNING id`, m.RepoID, m.Tags)
+	addMirror(t, pgWriter{conn}, m)
+}
+
+func addMirror(t testing.TB, w writer, m Mirror) {
+	t.Helper()
+	now := time.Now().UTC()
+	rule := w.id(t, `INSERT INTO repomirrorrule (uuid, repository_id, creation_date, rule_type, rule_value)
+		VALUES ($1, $2, $3, 1, $4) RETURNING id`, newUUID(), m.RepoID, now, m.Tags)
 	var user, pw any
 	if m.Username != "" {
 		user = m.Username
@@ -198,26 +286,36 @@ func AddMirror(t testing.TB, conn *pgx.Conn, m Mirror) {
 	if m.Config == "" {
 		m.Config = "{}"
 	}
-	Exec(t, conn, `INSERT INTO repomirrorconfig (repository_id, creation_date, is_enabled, mirror_type, internal_robot_id,
+	w.exec(t, `INSERT INTO repomirrorconfig (repository_id, creation_date, is_enabled, mirror_type, internal_robot_id,
 		external_registry_username, external_registry_config, sync_interval, sync_start_date, sync_retries_remaining,
 		sync_status, root_rule_id, external_reference, external_registry_password, skopeo_timeout)
-		VALUES ($1, now(), true, 1, $2, $3, $4, 3600, $5, 3, $6, $7, $8, $9, 300)`,
-		m.RepoID, m.RobotID, user, m.Config, m.Start, m.Status, rule, m.External, pw)
+		VALUES ($1, $10, true, 1, $2, $3, $4, 3600, $5, 3, $6, $7, $8, $9, 300)`,
+		m.RepoID, m.RobotID, user, m.Config, m.Start, m.Status, rule, m.External, pw, now)
 }
 
 // AddLocation adds an imagestoragelocation and returns its id.
 func AddLocation(t testing.TB, conn *pgx.Conn, name string) int64 {
 	t.Helper()
-	return ID(t, conn, `INSERT INTO imagestoragelocation (name) VALUES ($1) RETURNING id`, name)
+	return addLocation(t, pgWriter{conn}, name)
+}
+
+func addLocation(t testing.TB, w writer, name string) int64 {
+	t.Helper()
+	return w.id(t, `INSERT INTO imagestoragelocation (name) VALUES ($1) RETURNING id`, name)
 }
 
 // AddBlob adds an imagestorage row placed in locations.
 func AddBlob(t testing.TB, conn *pgx.Conn, digest string, size int64, uploading bool, locations ...int64) int64 {
 	t.Helper()
-	id := ID(t, conn, `INSERT INTO imagestorage (uuid, image_size, uploading, cas_path, content_checksum)
-		VALUES (gen_random_uuid()::text, $1, $2, true, $3) RETURNING id`, size, uploading, digest)
+	return addBlob(t, pgWriter{conn}, digest, size, uploading, locations...)
+}
+
+func addBlob(t testing.TB, w writer, digest string, size int64, uploading bool, locations ...int64) int64 {
+	t.Helper()
+	id := w.id(t, `INSERT INTO imagestorage (uuid, image_size, uploading, cas_path, content_checksum)
+		VALUES ($1, $2, $3, true, $4) RETURNING id`, newUUID(), size, uploading, digest)
 	for _, l := range locations {
-		Exec(t, conn, `INSERT INTO imagestorageplacement (storage_id, location_id) VALUES ($1, $2)`, id, l)
+		w.exec(t, `INSERT INTO imagestorageplacement (storage_id, location_id) VALUES ($1, $2)`, id, l)
 	}
 	return id
 }
@@ -239,42 +337,50 @@ func AddBlob(t testing.TB, conn *pgx.Conn, digest string, size int64, uploading 
 // usstorage, blob 4 nowhere.
 func Load(t testing.TB, conn *pgx.Conn) Seed {
 	t.Helper()
-	AddAccount(t, conn, Account{Name: "quayadmin", PasswordHash: "$2b$12$quayadminHashIsNotSecretInThisFixtureOnlyAlicesIsXX"})
-	alice := AddAccount(t, conn, Account{Name: "alice", PasswordHash: PasswordHash})
-	bob := AddAccount(t, conn, Account{Name: "bob"})
-	AddAccount(t, conn, Account{Name: "olduser", PasswordHash: "$2b$12$olduserHashXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX", Disabled: true})
-	AddAccount(t, conn, Account{Name: "nologin"})
-	acme := AddAccount(t, conn, Account{Name: "acme", Organization: true})
-	bot := AddAccount(t, conn, Account{Name: "acme+bot", Robot: true})
-	reader := AddAccount(t, conn, Account{Name: "acme+reader", Robot: true})
+	return load(t, pgWriter{conn})
+}
 
-	AddFederated(t, conn, alice, "ldap", "alice")
-	AddFederated(t, conn, bob, "github", "1234567")
-	AddFederated(t, conn, bot, "quayrobot", fmt.Sprintf("robot:%d", bot))
-	AddFederated(t, conn, reader, "quayrobot", LegacyRobotIdent) // older Quay kept the robot's token here
-	Exec(t, conn, `INSERT INTO robotaccounttoken (robot_account_id, token, fully_migrated) VALUES ($1, $2, true)`, bot, RobotToken)
+func load(t testing.TB, w writer) Seed {
+	t.Helper()
+	addAccount(t, w, Account{Name: "quayadmin", PasswordHash: "$2b$12$quayadminHashIsNotSecretInThisFixtureOnlyAlicesIsXX"})
+	alice := addAccount(t, w, Account{Name: "alice", PasswordHash: PasswordHash})
+	bob := addAccount(t, w, Account{Name: "bob"})
+	addAccount(t, w, Account{Name: "olduser", PasswordHash: "$2b$12$olduserHashXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX", Disabled: true})
+	addAccount(t, w, Account{Name: "nologin"})
+	acme := addAccount(t, w, Account{Name: "acme", Organization: true})
+	bot := addAccount(t, w, Account{Name: "acme+bot", Robot: true})
+	reader := addAccount(t, w, Account{Name: "acme+reader", Robot: true})
+
+	addFederated(t, w, alice, "ldap", "alice")
+	addFederated(t, w, bob, "github", "1234567")
+	addFederated(t, w, bot, "quayrobot", fmt.Sprintf("robot:%d", bot))
+	addFederated(t, w, reader, "quayrobot", LegacyRobotIdent) // older Quay kept the robot's token here
+	w.exec(t, `INSERT INTO robotaccounttoken (robot_account_id, token, fully_migrated) VALUES ($1, $2, true)`, bot, RobotToken)
 	// A federated login whose account is gone: only a database without
-	// its foreign keys (a partial restore) holds one.
-	Exec(t, conn, `ALTER TABLE federatedlogin DROP CONSTRAINT fk_federatedlogin_user_id_user`)
+	// its foreign keys (a partial restore) holds one. SQLite enforces
+	// them only when asked to (the seed's connection does not).
+	if w.postgres() {
+		w.exec(t, `ALTER TABLE federatedlogin DROP CONSTRAINT fk_federatedlogin_user_id_user`)
+	}
 	missing := int64(999999)
-	AddFederated(t, conn, missing, "ldap", "carol")
+	addFederated(t, w, missing, "ldap", "carol")
 
-	mirrored := AddRepository(t, conn, acme, "mirrored", 2)
-	readonly := AddRepository(t, conn, acme, "readonly", 2)
-	Grant(t, conn, bot, mirrored, "write")
-	Grant(t, conn, reader, readonly, "read")
+	mirrored := addRepository(t, w, acme, "mirrored", 2)
+	readonly := addRepository(t, w, acme, "readonly", 2)
+	grant(t, w, bot, mirrored, "write")
+	grant(t, w, reader, readonly, "read")
 	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	AddMirror(t, conn, Mirror{RepoID: mirrored, RobotID: bot, Status: -1, External: "registry.example.com/library/busybox",
+	addMirror(t, w, Mirror{RepoID: mirrored, RobotID: bot, Status: -1, External: "registry.example.com/library/busybox",
 		Tags: `["latest", "1.*"]`, Username: MirrorUsername, Password: MirrorPassword, Config: MirrorProxyConfig, Start: start})
-	AddMirror(t, conn, Mirror{RepoID: readonly, RobotID: reader, Status: 1, External: "registry.example.com/library/alpine",
+	addMirror(t, w, Mirror{RepoID: readonly, RobotID: reader, Status: 1, External: "registry.example.com/library/alpine",
 		Tags: `["3.*"]`, Start: start.Add(time.Hour)})
 
-	us := AddLocation(t, conn, "usstorage")
-	eu := AddLocation(t, conn, "eustorage")
-	AddBlob(t, conn, "sha256:"+strings.Repeat("1", 64), 1000, false, us, eu)
-	AddBlob(t, conn, "sha256:"+strings.Repeat("2", 64), 200, false, us)
-	AddBlob(t, conn, "sha256:"+strings.Repeat("3", 64), 30, true, us)
-	AddBlob(t, conn, "sha256:"+strings.Repeat("4", 64), 4, false)
+	us := addLocation(t, w, "usstorage")
+	eu := addLocation(t, w, "eustorage")
+	addBlob(t, w, "sha256:"+strings.Repeat("1", 64), 1000, false, us, eu)
+	addBlob(t, w, "sha256:"+strings.Repeat("2", 64), 200, false, us)
+	addBlob(t, w, "sha256:"+strings.Repeat("3", 64), 30, true, us)
+	addBlob(t, w, "sha256:"+strings.Repeat("4", 64), 4, false)
 	return Seed{MissingUserID: missing}
 }
 
