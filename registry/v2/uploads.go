@@ -393,7 +393,10 @@ func (h *Handler) finish(req *request, repo *store.Repository, u *store.Upload, 
 		return internal(err)
 	}
 	if reused {
-		_ = h.blobs.Delete(ctx, storage.UploadPath(u.UUID)) // same bytes already stored
+		// The same bytes are already stored. Removing the duplicate can take
+		// a while (a large file on a file system that discards freed
+		// blocks), and the client need not wait for it.
+		go func(ctx context.Context, p string) { _ = h.blobs.Delete(ctx, p) }(context.WithoutCancel(ctx), storage.UploadPath(u.UUID))
 	}
 	if err := h.store.DeleteUpload(ctx, u.UUID); err != nil {
 		h.log.WarnContext(ctx, "could not delete finished upload row", "upload", u.UUID, "error", err)

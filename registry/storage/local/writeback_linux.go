@@ -13,17 +13,21 @@ func startWriteback(f *os.File, off, n int64) {
 	_ = unix.SyncFileRange(int(f.Fd()), off, n, unix.SYNC_FILE_RANGE_WRITE)
 }
 
-// dropBehind waits until a range whose writeback was started is on disk and
-// then evicts its pages from the page cache, so that a large upload recycles
-// a few chunks' worth of page-cache memory instead of filling the cache with
-// a blob nobody is about to read. Freshly allocated memory is costly to touch
-// on virtual machines whose host reclaims free guest pages (free page
-// reporting, ballooning); recycled pages are not. Like startWriteback it is a
-// hint (Commit's fsync makes the bytes durable), so errors are ignored.
-func dropBehind(f *os.File, off, n int64) {
-	fd := int(f.Fd())
-	if unix.SyncFileRange(fd, off, n, unix.SYNC_FILE_RANGE_WAIT_BEFORE|unix.SYNC_FILE_RANGE_WRITE|unix.SYNC_FILE_RANGE_WAIT_AFTER) != nil {
-		return // pages still dirty would not be dropped anyway
+// syncAndDrop makes the file's data durable so far (fdatasync, which also
+// flushes the device's cache, unlike sync_file_range) and then evicts the
+// range [from, to) from the page cache. It runs beside the upload; like
+// startWriteback it is a hint (Commit's fsync decides), so errors are
+// ignored.
+func syncAndDrop(f *os.File, from, to int64) {
+	if unix.Fdatasync(int(f.Fd())) != nil {
+		return // dirty pages would not be dropped anyway
 	}
-	_ = unix.Fadvise(fd, off, n, unix.FADV_DONTNEED)
+	dropCache(f, from, to-from)
+}
+
+// dropCache evicts a synced range from the page cache.
+func dropCache(f *os.File, off, n int64) {
+	if n > 0 { // a length of 0 would mean "to the end"
+		_ = unix.Fadvise(int(f.Fd()), off, n, unix.FADV_DONTNEED)
+	}
 }

@@ -107,18 +107,25 @@ type writer struct {
 	tmp  string
 	f    *os.File // nil once the writer has ended
 	size int64
-	// flushed is how far writeback has been started (see startWriteback);
-	// dropped is how far pages have been written and evicted (dropBehind).
+	// flushed is how far writeback has been started (startWriteback);
+	// dropped how far the bytes are synced and out of the page cache.
 	flushed, dropped int64
+	// syncing is closed when the background sync started by Write has
+	// finished (nil: none started). At most one runs at a time.
+	syncing chan struct{}
 }
 
 // writebackChunk is how much unflushed data a writer lets pile up before it
-// asks the kernel to start writing it out. Without this, a large blob sits
-// in the page cache until Commit's fsync, which then stalls for the whole
-// object; with it, Commit only waits for the last chunk. The chunk before
-// the one just started is then waited for and dropped from the page cache,
-// so an upload of any size cycles through about two chunks of page cache.
-const writebackChunk = 32 << 20
+// asks the kernel to start writing it out and, unless one is still running,
+// starts a background data sync of everything written so far. Without this
+// a large blob sits in the page cache until Commit's fsync, which then
+// stalls for the whole object (on this project's VMs the device flush alone
+// costs about as much as hashing the blob); with it, the flushing overlaps
+// the upload and Commit only syncs the tail. Synced chunks are dropped from
+// the page cache: a blob nobody is about to read should not evict other
+// work's cache, and freshly allocated page-cache memory is costly to touch
+// on virtual machines whose host reclaims free guest pages.
+const writebackChunk = 64 << 20
 
 func (w *writer) Write(b []byte) (int, error) {
 	if w.f == nil {
@@ -130,15 +137,38 @@ func (w *writer) Write(b []byte) (int, error) {
 		return n, w.d.fail("write", w.path, err)
 	}
 	if w.size-w.flushed >= writebackChunk {
-		// Start the new chunk first so the disk stays busy while waiting
-		// for the previous one.
 		startWriteback(w.f, w.flushed, w.size-w.flushed)
-		if w.flushed > w.dropped { // a length of 0 would mean "to the end"
-			dropBehind(w.f, w.dropped, w.flushed-w.dropped)
+		w.flushed = w.size
+		if w.syncIdle() {
+			done := make(chan struct{})
+			go func(f *os.File, from, to int64) {
+				defer close(done)
+				syncAndDrop(f, from, to)
+			}(w.f, w.dropped, w.flushed)
+			w.syncing, w.dropped = done, w.flushed
 		}
-		w.dropped, w.flushed = w.flushed, w.size
 	}
 	return n, nil
+}
+
+// syncIdle reports whether no background sync is running.
+func (w *writer) syncIdle() bool {
+	if w.syncing == nil {
+		return true
+	}
+	select {
+	case <-w.syncing:
+		return true
+	default:
+		return false
+	}
+}
+
+// waitSync waits for the background sync, before the file is closed.
+func (w *writer) waitSync() {
+	if w.syncing != nil {
+		<-w.syncing
+	}
 }
 
 func (w *writer) Size() int64 { return w.size }
@@ -150,6 +180,7 @@ func (w *writer) Close() error {
 	if w.f == nil {
 		return nil
 	}
+	w.waitSync()
 	f := w.f
 	w.f = nil
 	if err := f.Close(); err != nil {
@@ -164,6 +195,7 @@ func (w *writer) Cancel(context.Context) error {
 	if w.f == nil {
 		return w.d.fail("cancel", w.path, storage.ErrWriterClosed)
 	}
+	w.waitSync()
 	f := w.f
 	w.f = nil
 	f.Close()
@@ -189,11 +221,15 @@ func (w *writer) Commit(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return w.d.fail("commit", w.path, err)
 	}
+	w.waitSync()
 	f := w.f
 	w.f = nil
 	if err := f.Sync(); err != nil {
 		f.Close()
 		return w.d.fail("commit", w.path, err)
+	}
+	if w.flushed > 0 { // a large blob: its tail leaves the cache too
+		dropCache(f, w.dropped, w.size-w.dropped)
 	}
 	if err := f.Close(); err != nil {
 		return w.d.fail("commit", w.path, err)
