@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dustin/go-humanize"
+
 	"github.com/quayctl/quayctl/diag"
 )
 
@@ -178,16 +180,16 @@ func checkReplicationPlacement(ctx context.Context, f diag.Facts) []diag.Finding
 		fd.Subject = loc
 		fd.Evidence = []string{
 			ReplicationEvidence(loc, s.blobs, s.bytes, s.missingBlobs, s.missingBytes),
-			fmt.Sprintf("all locations: %d blobs placed, %s (%d rows in imagestorage, %d without a placement)", placedBlobs, replicationBytes(placedBytes), pl.TotalBlobs, pl.UnplacedBlobs),
+			fmt.Sprintf("all locations: %d blobs placed, %s (%d rows in imagestorage, %d without a placement)", placedBlobs, humanize.IBytes(uint64(placedBytes)), pl.TotalBlobs, pl.UnplacedBlobs),
 		}
 		lacking := ""
 		if !bytesKnown {
 			fd.Evidence = []string{
-				fmt.Sprintf("%s: %d blobs, %s", loc, s.blobs, replicationBytes(s.bytes)),
-				fmt.Sprintf("all locations: %d blobs placed (%d rows in imagestorage, %d without a placement), %s", placedBlobs, pl.TotalBlobs, pl.UnplacedBlobs, replicationBytes(pl.TotalBytes)),
+				fmt.Sprintf("%s: %d blobs, %s", loc, s.blobs, humanize.IBytes(uint64(s.bytes))),
+				fmt.Sprintf("all locations: %d blobs placed (%d rows in imagestorage, %d without a placement), %s", placedBlobs, pl.TotalBlobs, pl.UnplacedBlobs, humanize.IBytes(uint64(pl.TotalBytes))),
 			}
 		} else {
-			lacking = " (" + replicationBytes(s.missingBytes) + ")"
+			lacking = " (" + humanize.IBytes(uint64(s.missingBytes)) + ")"
 		}
 		switch {
 		case slices.Contains(defaults, loc) && s.missingBlobs > 0:
@@ -195,9 +197,9 @@ func checkReplicationPlacement(ctx context.Context, f diag.Facts) []diag.Finding
 			fd.Title = fmt.Sprintf("%s lacks %d of %d blobs%s: replication to this default location is behind", loc, s.missingBlobs, placedBlobs, lacking)
 			fd.Remedy = fmt.Sprintf("the storagereplication worker copies blobs to every DISTRIBUTED_STORAGE_DEFAULT_LOCATIONS location: check it runs (quayctl logs quay, look for storagereplication), that %s is writable (quayctl storage probe --location %s), and run this again (or quayctl storage replication-status) to see the backlog shrink", loc, loc)
 		case slices.Contains(defaults, loc):
-			fd.Title = fmt.Sprintf("%s holds all %d placed blobs (%s)", loc, s.blobs, replicationBytes(s.bytes))
+			fd.Title = fmt.Sprintf("%s holds all %d placed blobs (%s)", loc, s.blobs, humanize.IBytes(uint64(s.bytes)))
 		default:
-			fd.Title = fmt.Sprintf("%s holds %d blobs (%s); it is not a default location, so only namespaces that choose it replicate there", loc, s.blobs, replicationBytes(s.bytes))
+			fd.Title = fmt.Sprintf("%s holds %d blobs (%s); it is not a default location, so only namespaces that choose it replicate there", loc, s.blobs, humanize.IBytes(uint64(s.bytes)))
 		}
 		out = append(out, fd)
 	}
@@ -207,7 +209,7 @@ func checkReplicationPlacement(ctx context.Context, f diag.Facts) []diag.Finding
 		}
 		fd := c.Finding(diag.Warn, fmt.Sprintf("the database places %d blobs in %s, which DISTRIBUTED_STORAGE_CONFIG does not configure", l.Blobs, l.Name))
 		fd.Subject = l.Name
-		fd.Evidence = []string{fmt.Sprintf("%s: %d blobs, %s", l.Name, l.Blobs, replicationBytes(l.Bytes)), "DISTRIBUTED_STORAGE_CONFIG has: " + strings.Join(configured, ", ")}
+		fd.Evidence = []string{fmt.Sprintf("%s: %d blobs, %s", l.Name, l.Blobs, humanize.IBytes(uint64(l.Bytes))), "DISTRIBUTED_STORAGE_CONFIG has: " + strings.Join(configured, ", ")}
 		fd.Remedy = fmt.Sprintf("pulls of blobs held only in %s fail: configure the location again (same name), or make sure the other locations hold those blobs before removing it", l.Name)
 		out = append(out, fd)
 	}
@@ -224,21 +226,7 @@ func checkReplicationPlacement(ctx context.Context, f diag.Facts) []diag.Finding
 // byte counts so that the two can be compared.
 func ReplicationEvidence(loc string, blobs, bytes, missingBlobs, missingBytes int64) string {
 	return fmt.Sprintf("%s: %d blobs, %d bytes (%s); missing %d blobs, %d bytes (%s)",
-		loc, blobs, bytes, replicationBytes(bytes), missingBlobs, missingBytes, replicationBytes(missingBytes))
-}
-
-// replicationBytes prints a byte count in binary units.
-func replicationBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 5; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+		loc, blobs, bytes, humanize.IBytes(uint64(bytes)), missingBlobs, missingBytes, humanize.IBytes(uint64(missingBytes)))
 }
 
 func checkReplicationSample(ctx context.Context, f diag.Facts) []diag.Finding {

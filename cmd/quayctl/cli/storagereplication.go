@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
 
@@ -159,7 +160,7 @@ func writeReplicationStatus(w io.Writer, tty bool, res storageReplicationResult)
 	}
 	t := newTable("LOCATION", "REQUIRED", "BLOBS", "BYTES", "MISSING BLOBS", "MISSING BYTES")
 	for _, l := range res.Locations {
-		t.row(l.Name, yesNo(l.Required), fmt.Sprint(l.Blobs), replicationBytes(l.Bytes), fmt.Sprint(l.MissingBlobs), replicationBytes(l.MissingBytes))
+		t.row(l.Name, yesNo(l.Required), fmt.Sprint(l.Blobs), humanize.IBytes(uint64(l.Bytes)), fmt.Sprint(l.MissingBlobs), humanize.IBytes(uint64(l.MissingBytes)))
 		switch {
 		case l.Required && l.MissingBlobs > 0:
 			t.tone(4, toneWarn)
@@ -171,7 +172,7 @@ func writeReplicationStatus(w io.Writer, tty bool, res storageReplicationResult)
 		return err
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "\nplaced blobs: %d (%s)\n", res.PlacedBlobs, replicationBytes(res.PlacedBytes))
+	fmt.Fprintf(&b, "\nplaced blobs: %d (%s)\n", res.PlacedBlobs, humanize.IBytes(uint64(res.PlacedBytes)))
 	from := map[string]string{"flag": "--required", "config": "DISTRIBUTED_STORAGE_DEFAULT_LOCATIONS",
 		"placements": "every location holding a blob; no config read — pass --required or --config"}[res.RequiredFrom]
 	fmt.Fprintf(&b, "required locations: %s (from %s)\n", strings.Join(res.Required, ", "), from)
@@ -192,18 +193,4 @@ func writeReplicationStatus(w io.Writer, tty bool, res storageReplicationResult)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
-}
-
-// replicationBytes prints a byte count in binary units.
-func replicationBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 5; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
