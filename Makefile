@@ -100,7 +100,7 @@ test-short:
 bench: deps
 	$(GO) test $(GO_TAGS_FLAG) -run '^$$' -bench '$(BENCH)' -benchmem -timeout $(TEST_TIMEOUT) $(BENCH_FLAGS) $(PKGS)
 
-# The S3 benchmarks (registry/e2e/bench_s3_test.go) also run in `make bench`.
+# The S3 benchmarks (registry/e2e/s3bench_test.go) also run in `make bench`.
 .PHONY: bench-s3
 bench-s3: deps
 	$(GO) test $(GO_TAGS_FLAG) -run '^$$' -bench '^BenchmarkS3(Push|Pull)1GiB$$' -benchmem -timeout $(TEST_TIMEOUT) $(BENCH_FLAGS) ./registry/e2e/

@@ -4,7 +4,10 @@ package e2e
 
 // The 1 GiB benchmarks on S3 storage (docs/benchmarks.md): a registry whose
 // storage is a bucket on the package's versitygw (internal/tests3, loopback),
-// against the AWS SDK talking to the same gateway directly.
+// against the AWS SDK talking to the same gateway directly. The file sorts
+// after bench_test.go so that `make bench` runs the local-storage 1 GiB
+// benchmarks first, before these leave gigabytes of deleted bucket data and
+// SDK connections behind in the process.
 //
 //	BenchmarkS3Push1GiB  a streamed upload (POST, one PATCH, PUT) vs the SDK's
 //	                     upload manager putting the same file
