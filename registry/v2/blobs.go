@@ -219,7 +219,11 @@ func (h *Handler) streamBlob(req *request, driver storage.Driver, d digest.Diges
 	}
 	defer rc.Close()
 	w.WriteHeader(status)
-	_, _ = io.CopyN(w, rc, end-start)
+	// Through a pooled 1 MiB buffer: the response writer's own ReadFrom
+	// would copy a network body (S3 in proxy mode) 32 KiB at a time.
+	buf := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(buf)
+	_, _ = io.CopyBuffer(struct{ io.Writer }{w}, io.LimitReader(rc, end-start), *buf)
 	return nil
 }
 
