@@ -208,8 +208,8 @@ func serveRun(ctx context.Context, opts *ServeOptions) error {
 		handler = workersOnly(handler)
 	}
 	hs := &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	// Announce before serving: the listener is bound, so clients already
+	// queue, and whoever sees a first answer also finds the line in the log.
 	log.Info("quayctl serve ready", "listen", addr, "config", cfg.Source().String(), "database", srv.Store.Dialect(),
 		"storage", strings.Join(cfg.StoragePreference(), ","), "startup", time.Since(start).Round(time.Millisecond))
 	if len(opts.OnlyWorkers) > 0 {
@@ -219,6 +219,8 @@ func serveRun(ctx context.Context, opts *ServeOptions) error {
 		fmt.Fprintf(opts.IO.ErrOut, "Create the first user:\n  curl -X POST http://%s/api/v1/user/initialize -H 'Content-Type: application/json' \\\n    -d '{\"username\":\"quayadmin\",\"password\":\"CHANGE-ME-please\",\"email\":\"admin@example.com\"}'\n", loopback(addr))
 		fmt.Fprintf(opts.IO.ErrOut, "Then log in:\n  podman login --tls-verify=false %s\n\n", loopback(addr))
 	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
 	// The toolkit's package inits paged in much of the executable; the
 	// server never runs them again (internal/memtrim).
 	if n, err := memtrim.AfterStartup(); err != nil {
