@@ -363,6 +363,29 @@ func (e *Env) Run(t testing.TB, args ...string) string {
 	return runCmd(t, e.Command(ctx, args...))
 }
 
+// RemoveContainer force-removes a container, retrying while podman
+// reports the race of removing a container that a restart policy is
+// restarting ("container state improper"), which podman 4 can hit with a
+// crash-looping container.
+func (e *Env) RemoveContainer(t testing.TB, name string) {
+	t.Helper()
+	var out []byte
+	var err error
+	for attempt := 0; attempt < 10; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), CommandTimeout)
+		out, err = e.Command(ctx, "rm", "--force", "--time", "0", name).CombinedOutput()
+		cancel()
+		if err == nil {
+			return
+		}
+		if !bytes.Contains(out, []byte("state improper")) && !bytes.Contains(out, []byte("not running")) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("podman rm --force %s: %v\n%s", name, err, out)
+}
+
 // RunSkopeo is Run for skopeo. It skips the test when skopeo is missing
 // (fails when CI is set).
 func (e *Env) RunSkopeo(t testing.TB, args ...string) string {
