@@ -316,32 +316,32 @@ func (c *Config) DefaultTagExpiration() (time.Duration, error) {
 	return d, nil
 }
 
+// durationOr is n units, or def when the key is unset or not positive (Quay
+// falls back to its default the same way).
+func durationOr(n int, unit, def time.Duration) time.Duration {
+	if n <= 0 {
+		return def
+	}
+	return time.Duration(n) * unit
+}
+
 // GCFrequency is the time between garbage collection passes
 // (GARBAGE_COLLECTION_FREQUENCY, 30 s when unset).
 func (c *Config) GCFrequency() time.Duration {
-	if c.GarbageCollectionFrequency <= 0 {
-		return 30 * time.Second
-	}
-	return time.Duration(c.GarbageCollectionFrequency) * time.Second
+	return durationOr(c.GarbageCollectionFrequency, time.Second, 30*time.Second)
 }
 
 // BlobUploadDeletionAge is how old an unfinished upload session must be
 // before it is removed (BLOBUPLOAD_DELETION_DATE_THRESHOLD minutes, two
 // days when unset).
 func (c *Config) BlobUploadDeletionAge() time.Duration {
-	if c.BlobUploadDeletionThreshold <= 0 {
-		return 48 * time.Hour
-	}
-	return time.Duration(c.BlobUploadDeletionThreshold) * time.Minute
+	return durationOr(c.BlobUploadDeletionThreshold, time.Minute, 48*time.Hour)
 }
 
 // BlobUploadCleanupInterval is the time between upload cleanup passes
 // (BLOBUPLOAD_CLEANUP_FREQUENCY seconds, one hour when unset).
 func (c *Config) BlobUploadCleanupInterval() time.Duration {
-	if c.BlobUploadCleanupFrequency <= 0 {
-		return time.Hour
-	}
-	return time.Duration(c.BlobUploadCleanupFrequency) * time.Second
+	return durationOr(c.BlobUploadCleanupFrequency, time.Second, time.Hour)
 }
 
 // CleansUploadFolder reports whether the upload cleanup also sweeps
@@ -353,28 +353,19 @@ func (c *Config) CleansUploadFolder() bool {
 // RepoMirrorIntervalDuration is the time between mirror worker passes
 // (REPO_MIRROR_INTERVAL, 30 s when unset).
 func (c *Config) RepoMirrorIntervalDuration() time.Duration {
-	if c.RepoMirrorInterval <= 0 {
-		return 30 * time.Second
-	}
-	return time.Duration(c.RepoMirrorInterval) * time.Second
+	return durationOr(c.RepoMirrorInterval, time.Second, 30*time.Second)
 }
 
 // AutoPrunePollPeriod is the time between auto-prune worker passes
 // (AUTO_PRUNING_POLL_PERIOD, 30 s when unset).
 func (c *Config) AutoPrunePollPeriod() time.Duration {
-	if c.AutoPruningPollPeriod <= 0 {
-		return 30 * time.Second
-	}
-	return time.Duration(c.AutoPruningPollPeriod) * time.Second
+	return durationOr(c.AutoPruningPollPeriod, time.Second, 30*time.Second)
 }
 
 // AutoPruneMinInterval is how long a namespace rests between auto-prune
 // runs (AUTOPRUNE_TASK_RUN_MINIMUM_INTERVAL_MINUTES, 60 minutes when unset).
 func (c *Config) AutoPruneMinInterval() time.Duration {
-	if c.AutopruneTaskRunMinimumIntervalMinutes <= 0 {
-		return time.Hour
-	}
-	return time.Duration(c.AutopruneTaskRunMinimumIntervalMinutes) * time.Minute
+	return durationOr(c.AutopruneTaskRunMinimumIntervalMinutes, time.Minute, time.Hour)
 }
 
 // ExternalURL is the scheme and host clients use to reach the registry.

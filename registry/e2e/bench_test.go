@@ -316,6 +316,21 @@ func diskTime(b *testing.B, bf *blobFile, dir string) time.Duration {
 	return time.Since(start)
 }
 
+// timedRound runs op with the benchmark timer and a resident-memory watch
+// around it (after a GC, so earlier garbage does not count), adds the
+// watch's peak to peak and returns how long op took.
+func timedRound(b *testing.B, peak *peakRSS, op func() error) (time.Duration, error) {
+	runtime.GC()
+	w := watchRSS("self", rssInterval)
+	b.StartTimer()
+	start := time.Now()
+	err := op()
+	d := time.Since(start)
+	b.StopTimer()
+	peak.add(w.Stop())
+	return d, err
+}
+
 // settleDisk waits, untimed, until no upload's bytes are left under dir
 // (the registry deletes a duplicate upload after answering) and then
 // syncs the file system. On a file system mounted with discard, the next
@@ -488,15 +503,9 @@ func BenchmarkPush1GiB(b *testing.B) {
 				refs()
 			}
 			f := bf.Open(b)
-			runtime.GC()
-			w := watchRSS("self", rssInterval)
-			b.StartTimer()
-			start := time.Now()
-			err := pushFile(c, reg.URL, "bench/big", bf, f)
-			push = append(push, time.Since(start))
-			b.StopTimer()
+			d, err := timedRound(b, &peak, func() error { return pushFile(c, reg.URL, "bench/big", bf, f) })
+			push = append(push, d)
 			settleDisk(b, reg.Dir)
-			peak.add(w.Stop())
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -562,14 +571,8 @@ func BenchmarkPull1GiB(b *testing.B) {
 			if r%2 == 0 {
 				refs()
 			}
-			runtime.GC()
-			w := watchRSS("self", rssInterval)
-			b.StartTimer()
-			start := time.Now()
-			err := pullTo(c, blobURL, true, buf)
-			pull = append(pull, time.Since(start))
-			b.StopTimer()
-			peak.add(w.Stop())
+			d, err := timedRound(b, &peak, func() error { return pullTo(c, blobURL, true, buf) })
+			pull = append(pull, d)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -229,14 +229,8 @@ func BenchmarkS3Push1GiB(b *testing.B) {
 				refs()
 			}
 			f := bf.Open(b)
-			runtime.GC()
-			w := watchRSS("self", rssInterval)
-			b.StartTimer()
-			start := time.Now()
-			err := pushStreamed(c, reg.URL, s3BenchRepo, bf, f)
-			push = append(push, time.Since(start))
-			b.StopTimer()
-			peak.add(w.Stop())
+			d, err := timedRound(b, &peak, func() error { return pushStreamed(c, reg.URL, s3BenchRepo, bf, f) })
+			push = append(push, d)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -309,14 +303,8 @@ func BenchmarkS3Pull1GiB(b *testing.B) {
 					}
 				},
 				func() {
-					runtime.GC()
-					w := watchRSS("self", rssInterval)
-					b.StartTimer()
-					start := time.Now()
-					err := pullTo(c, proxyReg.URL+blobPath, true, buf)
-					proxy = append(proxy, time.Since(start))
-					b.StopTimer()
-					peak.add(w.Stop())
+					d, err := timedRound(b, &peak, func() error { return pullTo(c, proxyReg.URL+blobPath, true, buf) })
+					proxy = append(proxy, d)
 					if err != nil {
 						b.Fatalf("proxy mode: %v", err)
 					}
