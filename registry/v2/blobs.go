@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+
 	"github.com/quayctl/quayctl/registry/replication"
 	"github.com/quayctl/quayctl/registry/storage"
 	"github.com/quayctl/quayctl/registry/store"

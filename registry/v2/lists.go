@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
 	"github.com/quayctl/quayctl/registry/store"
 )
 

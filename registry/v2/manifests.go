@@ -12,6 +12,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
 	"github.com/quayctl/quayctl/registry/notify"
 	"github.com/quayctl/quayctl/registry/store"
 )

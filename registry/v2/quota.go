@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/opencontainers/go-digest"
+
 	"github.com/quayctl/quayctl/registry/notify"
 	"github.com/quayctl/quayctl/registry/store"
 )

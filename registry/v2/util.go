@@ -1,9 +1,10 @@
 package v2
 
 import (
-	"github.com/opencontainers/go-digest"
 	"strings"
 	"time"
+
+	"github.com/opencontainers/go-digest"
 )
 
 // blobModTime is a fixed Last-Modified: blobs are immutable.

@@ -6,18 +6,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// startWriteback asks the kernel to begin writing a range to disk without
-// waiting for it (sync_file_range SYNC_FILE_RANGE_WRITE). It is only a hint:
-// durability still comes from Commit's fsync, so errors are ignored.
-func startWriteback(f *os.File, off, n int64) {
-	_ = unix.SyncFileRange(int(f.Fd()), off, n, unix.SYNC_FILE_RANGE_WRITE)
-}
-
 // syncAndDrop makes the file's data durable so far (fdatasync, which also
-// flushes the device's cache, unlike sync_file_range) and then evicts the
-// range [from, to) from the page cache. It runs beside the upload; like
-// startWriteback it is a hint (Commit's fsync decides), so errors are
-// ignored.
+// flushes the device's cache) and then evicts the range [from, to) from the
+// page cache. It runs beside the upload and is only a head start (Commit's
+// fsync decides), so errors are ignored.
 func syncAndDrop(f *os.File, from, to int64) {
 	if unix.Fdatasync(int(f.Fd())) != nil {
 		return // dirty pages would not be dropped anyway
@@ -25,8 +17,14 @@ func syncAndDrop(f *os.File, from, to int64) {
 	dropCache(f, from, to-from)
 }
 
-// dropCache evicts a synced range from the page cache.
+// dropCache evicts a synced range from the page cache. The kernel drops
+// only whole pages inside the range, so the start is rounded down to its
+// page: the bytes before off were synced earlier, and without this the
+// page where two ranges meet would stay cached.
 func dropCache(f *os.File, off, n int64) {
+	if r := off % int64(os.Getpagesize()); r != 0 {
+		off, n = off-r, n+r
+	}
 	if n > 0 { // a length of 0 would mean "to the end"
 		_ = unix.Fadvise(int(f.Fd()), off, n, unix.FADV_DONTNEED)
 	}

@@ -18,7 +18,7 @@ import (
 // through fresh and resumed writers; and the committed bytes are intact.
 func TestWriterDropBehind(t *testing.T) {
 	if testing.Short() {
-		t.Skip("writes up to 100 MiB")
+		t.Skip("writes over 100 MiB")
 	}
 	const mib = 1 << 20
 	tests := []struct {
@@ -28,9 +28,10 @@ func TestWriterDropBehind(t *testing.T) {
 		// cache, and everything from dropped on must still be in it.
 		dropped int64
 	}{
-		{"below one chunk nothing is dropped", []int64{20 * mib}, 0},
-		{"one writer, one and a half chunks", []int64{96 * mib}, 96 * mib},
-		{"resumed writer", []int64{40 * mib, 60 * mib}, 100 * mib},
+		{"below one chunk nothing is dropped", []int64{writebackChunk - 4*mib}, 0},
+		{"one writer, one and a half chunks", []int64{writebackChunk * 3 / 2}, writebackChunk * 3 / 2},
+		{"one writer, several chunks", []int64{3*writebackChunk + 5*mib}, 3*writebackChunk + 5*mib},
+		{"resumed writer", []int64{writebackChunk * 2 / 3, writebackChunk}, writebackChunk * 5 / 3},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

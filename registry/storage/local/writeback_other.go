@@ -4,9 +4,6 @@ package local
 
 import "os"
 
-// startWriteback is a no-op where sync_file_range does not exist.
-func startWriteback(*os.File, int64, int64) {}
-
 // syncAndDrop syncs early so that Commit's fsync has less left to do; the
 // page cache is left alone where posix_fadvise is not available.
 func syncAndDrop(f *os.File, _, _ int64) { _ = f.Sync() }

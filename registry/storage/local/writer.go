@@ -107,25 +107,27 @@ type writer struct {
 	tmp  string
 	f    *os.File // nil once the writer has ended
 	size int64
-	// flushed is how far writeback has been started (startWriteback);
-	// dropped how far the bytes are synced and out of the page cache.
-	flushed, dropped int64
+	// dropped is how far the bytes are synced and out of the page cache
+	// (or being so by the running background sync).
+	dropped int64
 	// syncing is closed when the background sync started by Write has
 	// finished (nil: none started). At most one runs at a time.
 	syncing chan struct{}
 }
 
-// writebackChunk is how much unflushed data a writer lets pile up before it
-// asks the kernel to start writing it out and, unless one is still running,
-// starts a background data sync of everything written so far. Without this
-// a large blob sits in the page cache until Commit's fsync, which then
-// stalls for the whole object (on this project's VMs the device flush alone
-// costs about as much as hashing the blob); with it, the flushing overlaps
-// the upload and Commit only syncs the tail. Synced chunks are dropped from
-// the page cache: a blob nobody is about to read should not evict other
-// work's cache, and freshly allocated page-cache memory is costly to touch
-// on virtual machines whose host reclaims free guest pages.
-const writebackChunk = 64 << 20
+// writebackChunk is how much unsynced data a writer lets pile up before
+// it starts, unless one is still running, a background data sync of
+// everything written so far. Without this a large blob sits in the page
+// cache until Commit's fsync, which then stalls for the whole object (on
+// this project's VMs the device flush alone costs about as much as hashing
+// the blob); with it, the flushing overlaps the upload and Commit only
+// syncs the tail. The writing itself stays off Write's path: submitting
+// the I/O there (sync_file_range) stalled the upload's copy pipeline.
+// Synced chunks are dropped from the page cache: a blob nobody is about to
+// read should not evict other work's cache, and freshly allocated
+// page-cache memory is costly to touch on virtual machines whose host
+// reclaims free guest pages.
+const writebackChunk = 32 << 20
 
 func (w *writer) Write(b []byte) (int, error) {
 	if w.f == nil {
@@ -136,17 +138,13 @@ func (w *writer) Write(b []byte) (int, error) {
 	if err != nil {
 		return n, w.d.fail("write", w.path, err)
 	}
-	if w.size-w.flushed >= writebackChunk {
-		startWriteback(w.f, w.flushed, w.size-w.flushed)
-		w.flushed = w.size
-		if w.syncIdle() {
-			done := make(chan struct{})
-			go func(f *os.File, from, to int64) {
-				defer close(done)
-				syncAndDrop(f, from, to)
-			}(w.f, w.dropped, w.flushed)
-			w.syncing, w.dropped = done, w.flushed
-		}
+	if w.size-w.dropped >= writebackChunk && w.syncIdle() {
+		done := make(chan struct{})
+		go func(f *os.File, from, to int64) {
+			defer close(done)
+			syncAndDrop(f, from, to)
+		}(w.f, w.dropped, w.size)
+		w.syncing, w.dropped = done, w.size
 	}
 	return n, nil
 }
@@ -228,7 +226,7 @@ func (w *writer) Commit(ctx context.Context) error {
 		f.Close()
 		return w.d.fail("commit", w.path, err)
 	}
-	if w.flushed > 0 { // a large blob: its tail leaves the cache too
+	if w.dropped > 0 { // a large blob: its tail leaves the cache too
 		dropCache(f, w.dropped, w.size-w.dropped)
 	}
 	if err := f.Close(); err != nil {
