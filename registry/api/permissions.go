@@ -2,6 +2,8 @@ package api
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"time"
@@ -198,7 +200,34 @@ func (h *Handler) deletePermission(w http.ResponseWriter, r *http.Request, c *Ca
 
 // Audit log listings ---------------------------------------------------------
 
-const maxLogs = 1000
+// logsPerPage is Quay's page size for audit log listings; the rest is
+// reached through next_page.
+const logsPerPage = 20
+
+// logPageToken is the opaque next_page token: where the previous page
+// ended. It grants nothing: the listing's own filters and the caller's
+// permission still apply to every page.
+type logPageToken struct {
+	Time time.Time `json:"t"`
+	ID   int64     `json:"id"`
+}
+
+func encodeLogPage(c store.LogCursor) string {
+	b, _ := json.Marshal(logPageToken{Time: c.Time.UTC(), ID: c.ID})
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeLogPage(s string) (*store.LogCursor, bool) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return nil, false
+	}
+	var t logPageToken
+	if err := json.Unmarshal(b, &t); err != nil || t.ID <= 0 || t.Time.IsZero() {
+		return nil, false
+	}
+	return &store.LogCursor{Time: t.Time, ID: t.ID}, true
+}
 
 // parseLogRange applies Quay's starttime/endtime rules: MM/DD/YYYY in UTC;
 // the start defaults to a day before now, the end to today, and the end
@@ -228,7 +257,15 @@ func (h *Handler) writeLogs(w http.ResponseWriter, r *http.Request, q store.LogQ
 		badRequest(w, "Invalid starttime or endtime: use MM/DD/YYYY, with endtime not before starttime")
 		return
 	}
-	q.Since, q.Until, q.Limit = start, end, maxLogs
+	q.Since, q.Until, q.Limit = start, end, logsPerPage+1 // one more tells whether a next page exists
+	if tok := query.Get("next_page"); tok != "" {
+		c, ok := decodeLogPage(tok)
+		if !ok {
+			badRequest(w, "Invalid next_page token: pass back the next_page value of the previous response unchanged")
+			return
+		}
+		q.Before = c
+	}
 	ctx := r.Context()
 	if name := query.Get("performer"); name != "" {
 		u, err := h.store.UserByName(ctx, name)
@@ -258,6 +295,12 @@ func (h *Handler) writeLogs(w http.ResponseWriter, r *http.Request, q store.LogQ
 		users[id] = u
 		return u
 	}
+	resp := map[string]any{"start_time": formatDate(start), "end_time": formatDate(end)}
+	if len(rows) > logsPerPage {
+		rows = rows[:logsPerPage]
+		last := rows[len(rows)-1]
+		resp["next_page"] = encodeLogPage(store.LogCursor{Time: last.Time, ID: last.ID})
+	}
 	logs := make([]map[string]any, 0, len(rows))
 	for _, e := range rows {
 		md := e.Metadata
@@ -281,7 +324,8 @@ func (h *Handler) writeLogs(w http.ResponseWriter, r *http.Request, q store.LogQ
 		}
 		logs = append(logs, v)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"start_time": formatDate(start), "end_time": formatDate(end), "logs": logs})
+	resp["logs"] = logs
+	writeJSON(w, http.StatusOK, resp)
 }
 
 // repositoryLogs is GET /api/v1/repository/{ns}/{repo}/logs (admins and

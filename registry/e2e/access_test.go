@@ -453,10 +453,46 @@ func TestAccessAuditAndAPI(t *testing.T) {
 			if _, ok := eveView["teams"]; ok || eveView["is_member"] != false {
 				t.Errorf("a non-member sees the teams: %v", eveView)
 			}
-			logs := mustAPI(t, reg, owner, 200, "GET", "/organization/acme/logs", nil)
-			entries := logs["logs"].([]any)
-			if len(entries) < len(steps) || logs["start_time"] == nil {
-				t.Fatalf("organization logs: %d entries", len(entries))
+			// Paging through the organisation's logs yields every audit row
+			// once, newest first, Quay's 20 per page.
+			all, err := reg.Srv.Store.Logs(ctx, store.LogQuery{AccountID: org.ID, Limit: 100000})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(all) <= 20 {
+				t.Fatalf("only %d audit rows: the paging check needs more than one page", len(all))
+			}
+			var entries []any
+			for page, next := 0, ""; ; page++ {
+				path := "/organization/acme/logs"
+				if next != "" {
+					path += "?next_page=" + url.QueryEscape(next)
+				}
+				logs := mustAPI(t, reg, owner, 200, "GET", path, nil)
+				got := logs["logs"].([]any)
+				if logs["start_time"] == nil || len(got) > 20 || page > len(all) {
+					t.Fatalf("organization logs page %d: %d entries, start_time %v", page, len(got), logs["start_time"])
+				}
+				entries = append(entries, got...)
+				tok, more := logs["next_page"].(string)
+				if !more {
+					break
+				}
+				if len(got) != 20 {
+					t.Fatalf("page %d has %d entries and a next_page", page, len(got))
+				}
+				next = tok
+			}
+			if len(entries) != len(all) {
+				t.Fatalf("paged organization logs: %d entries, the table holds %d", len(entries), len(all))
+			}
+			for i, e := range entries {
+				if k := e.(map[string]any)["kind"]; k != all[i].Kind {
+					t.Fatalf("paged entry %d is %v, want %s", i, k, all[i].Kind)
+				}
+			}
+			if code, _ := api(t, reg, owner, "GET", "/organization/acme/logs?next_page=bm90LWEtdG9rZW4", nil); code != 400 {
+				t.Errorf("forged next_page: %d, want 400", code)
 			}
 			first := entries[0].(map[string]any)
 			if first["kind"] != "delete_repo" || first["performer"].(map[string]any)["name"] != orgOwner || first["datetime"] == nil {

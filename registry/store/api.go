@@ -221,6 +221,15 @@ type LogQuery struct {
 	Kind         string
 	Since, Until time.Time // Since inclusive, Until exclusive
 	Limit        int       // <=0: 100
+	// Before, when set, continues a listing: only rows after it in the
+	// listing's order (newest first) are returned.
+	Before *LogCursor
+}
+
+// LogCursor is the position of a row in an audit log listing.
+type LogCursor struct {
+	Time time.Time
+	ID   int64
 }
 
 // LogRecord is an audit row as read back, with the kind name resolved.

@@ -30,6 +30,12 @@ func (db *DB) Logs(ctx context.Context, q LogQuery) ([]LogRecord, error) {
 	if !q.Until.IsZero() {
 		where, args = append(where, "l.datetime < ?"), append(args, db.d.ts(q.Until))
 	}
+	if c := q.Before; c != nil {
+		// Keyset pagination on the ORDER BY below: stable while new rows
+		// arrive, and as cheap for the last page as for the first.
+		where = append(where, "(l.datetime < ? OR (l.datetime = ? AND l.id < ?))")
+		args = append(args, db.d.ts(c.Time), db.d.ts(c.Time), c.ID)
+	}
 	limit := q.Limit
 	if limit <= 0 {
 		limit = 100
