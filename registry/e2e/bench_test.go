@@ -407,7 +407,7 @@ func verdict(ok bool) string {
 // measurement, and it slows a subject and the reference measured next to
 // it alike.
 const (
-	pushRounds = 3
+	pushRounds = 7
 	pullRounds = 9
 )
 
