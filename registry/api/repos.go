@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -15,9 +16,9 @@ import (
 // (Quay's apirepopath converter does the same).
 type repoRoute struct {
 	ns, repo string
-	sub      string // "", "tag", "permissions", "changevisibility", "logs"
+	sub      string // "", "tag", "permissions", "changevisibility", "logs", "notification", …
 	kind     string // permissions: "user" or "team"; "" lists both
-	name     string // tag name, or the user/team of a permission
+	name     string // tag name, the user/team of a permission, or a notification's or policy's uuid
 }
 
 func parseRepoRoute(rest string) (repoRoute, bool) {
@@ -39,6 +40,12 @@ func parseRepoRoute(rest string) (repoRoute, bool) {
 		rt.sub, tail = "mirror/"+tail[n-1], tail[:n-2]
 	case n >= 2 && tail[n-1] == "mirror":
 		rt.sub, tail = "mirror", tail[:n-1]
+	case n >= 4 && tail[n-3] == "notification" && tail[n-1] == "test":
+		rt.sub, rt.name, tail = "notification/test", tail[n-2], tail[:n-3]
+	case n >= 3 && (tail[n-2] == "notification" || tail[n-2] == "autoprunepolicy"):
+		rt.sub, rt.name, tail = tail[n-2]+"/item", tail[n-1], tail[:n-2]
+	case n >= 2 && (tail[n-1] == "notification" || tail[n-1] == "autoprunepolicy"):
+		rt.sub, tail = tail[n-1], tail[:n-1]
 	case n >= 4 && tail[n-3] == "tag" && tail[n-1] == "restore":
 		rt.sub, rt.name, tail = "tag/restore", tail[n-2], tail[:n-3]
 	case n >= 3 && tail[n-2] == "tag":
@@ -55,6 +62,33 @@ func (h *Handler) repositoryRoutes(w http.ResponseWriter, r *http.Request) {
 	rt, ok := parseRepoRoute(strings.TrimPrefix(r.URL.Path, "/api/v1/repository/"))
 	if !ok {
 		notFoundErr(w)
+		return
+	}
+	// Handlers written for path patterns get the parsed names as path
+	// values; they authenticate the caller themselves.
+	type patternRoute struct {
+		fn      http.HandlerFunc
+		methods []string
+	}
+	if pr, ok := map[string]patternRoute{
+		"notification":         {h.repoNotifications, []string{http.MethodGet, http.MethodPost}},
+		"notification/item":    {h.repoNotification, []string{http.MethodGet, http.MethodPost, http.MethodDelete}},
+		"notification/test":    {h.testRepoNotification, []string{http.MethodPost}},
+		"autoprunepolicy":      {h.autoPrunePolicies, []string{http.MethodGet, http.MethodPost}},
+		"autoprunepolicy/item": {h.autoPrunePolicy, []string{http.MethodGet, http.MethodPut, http.MethodDelete}},
+	}[rt.sub]; ok {
+		method := r.Method
+		if method == http.MethodHead {
+			method = http.MethodGet
+		}
+		if !slices.Contains(pr.methods, method) {
+			fail(w, http.StatusMethodNotAllowed, errInvalidRequest, "Method not allowed")
+			return
+		}
+		r.SetPathValue("ns", rt.ns)
+		r.SetPathValue("repo", rt.repo)
+		r.SetPathValue("uuid", rt.name)
+		pr.fn(w, r)
 		return
 	}
 	type key struct{ sub, method string }

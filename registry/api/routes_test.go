@@ -23,6 +23,12 @@ func TestParseRepoRoute(t *testing.T) {
 		{"acme/app/changevisibility", repoRoute{ns: "acme", repo: "app", sub: "changevisibility"}, true},
 		{"acme/app/logs", repoRoute{ns: "acme", repo: "app", sub: "logs"}, true},
 		{"acme/logs", repoRoute{ns: "acme", repo: "logs"}, true}, // a repository named logs
+		{"acme/app/notification", repoRoute{ns: "acme", repo: "app", sub: "notification"}, true},
+		{"acme/team/app/notification/5d1a", repoRoute{ns: "acme", repo: "team/app", sub: "notification/item", name: "5d1a"}, true},
+		{"acme/team/app/notification/5d1a/test", repoRoute{ns: "acme", repo: "team/app", sub: "notification/test", name: "5d1a"}, true},
+		{"acme/a/b/autoprunepolicy", repoRoute{ns: "acme", repo: "a/b", sub: "autoprunepolicy"}, true},
+		{"acme/a/b/autoprunepolicy/9f3c", repoRoute{ns: "acme", repo: "a/b", sub: "autoprunepolicy/item", name: "9f3c"}, true},
+		{"acme/notification", repoRoute{ns: "acme", repo: "notification"}, true}, // a repository named notification
 		{"acme", repoRoute{}, false},
 		{"", repoRoute{}, false},
 	} {

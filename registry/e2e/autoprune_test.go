@@ -148,13 +148,30 @@ func TestAutoPrunePolicyAPI(t *testing.T) {
 			mustAPI(t, reg, owner, 200, "DELETE", rbase+rid, nil)
 			mustAPI(t, reg, owner, 404, "GET", rbase+rid, nil)
 
+			// A repository whose name has a slash in it.
+			mustAPI(t, reg, owner, 201, "POST", "/repository", map[string]any{"namespace": "acme", "repository": "team/app", "visibility": "private"})
+			const nbase = "/repository/acme/team/app/autoprunepolicy/"
+			np := mustAPI(t, reg, owner, 201, "POST", nbase, map[string]any{"method": "number_of_tags", "value": 5})
+			nid, _ := np["uuid"].(string)
+			if got := mustAPI(t, reg, owner, 200, "GET", nbase+nid, nil); got["value"] != float64(5) {
+				t.Errorf("nested repository's policy %v", got)
+			}
+			if l := mustAPI(t, reg, owner, 200, "GET", nbase, nil); len(l["policies"].([]any)) != 1 {
+				t.Errorf("nested repository's policies %v", l)
+			}
+			mustAPI(t, reg, owner, 405, "POST", nbase+nid, nil)
+			mustAPI(t, reg, creds["mike"], 403, "GET", nbase, nil)
+			mustAPI(t, reg, owner, 404, "GET", "/repository/acme/app/autoprunepolicy/"+nid, nil) // another repository's
+			mustAPI(t, reg, owner, 200, "DELETE", nbase+nid, nil)
+			mustAPI(t, reg, owner, 404, "GET", nbase+nid, nil)
+
 			ctx := context.Background()
 			org, err := reg.Srv.Store.UserByName(ctx, "acme")
 			if err != nil {
 				t.Fatal(err)
 			}
 			for kind, want := range map[string]int{"create_namespace_autoprune_policy": 2, "update_namespace_autoprune_policy": 1, "delete_namespace_autoprune_policy": 1,
-				"create_repository_autoprune_policy": 1, "update_repository_autoprune_policy": 1, "delete_repository_autoprune_policy": 1} {
+				"create_repository_autoprune_policy": 2, "update_repository_autoprune_policy": 1, "delete_repository_autoprune_policy": 2} {
 				rows, err := reg.Srv.Store.Logs(ctx, store.LogQuery{AccountID: org.ID, Kind: kind})
 				if err != nil {
 					t.Fatal(err)

@@ -210,6 +210,34 @@ func TestRepositoryNotifications(t *testing.T) {
 				t.Errorf("test payload = %v", ok.calls()[1])
 			}
 
+			// A repository whose name has a slash in it: the same routes, and
+			// its push reaches its own hook.
+			if !pushImage(t, reg, alice, "alice/team/app", "v0") {
+				t.Fatal("push alice/team/app:v0 refused")
+			}
+			const nested = "/repository/alice/team/app/notification/"
+			nh := mustAPI(t, reg, alice, http.StatusCreated, http.MethodPost, nested, map[string]any{
+				"event": "repo_push", "method": "webhook", "config": map[string]any{"url": ok.URL + "/nested"}, "eventConfig": map[string]any{}})
+			nid := nh["uuid"].(string)
+			if l := mustAPI(t, reg, alice, http.StatusOK, http.MethodGet, nested, nil); len(l["notifications"].([]any)) != 1 {
+				t.Errorf("nested repository's notifications = %v", l)
+			}
+			mustAPI(t, reg, alice, http.StatusOK, http.MethodGet, nested+nid, nil)
+			mustAPI(t, reg, alice, http.StatusNotFound, http.MethodGet, base+nid, nil) // another repository's
+			mustAPI(t, reg, alice, http.StatusMethodNotAllowed, http.MethodPut, nested+nid, nil)
+			if code, _ := api(t, reg, bob, http.MethodGet, nested, nil); code != http.StatusForbidden {
+				t.Errorf("bob lists the nested repository's notifications: %d, want 403", code)
+			}
+			if !pushImage(t, reg, alice, "alice/team/app", "v1") {
+				t.Fatal("push alice/team/app:v1 refused")
+			}
+			waitFor(t, "the nested repository's webhook", func() bool { return len(ok.calls()) == 3 })
+			if got := ok.calls()[2]; got["repository"] != "alice/team/app" || got["name"] != "team/app" {
+				t.Errorf("nested repository's payload: repository %v, name %v", got["repository"], got["name"])
+			}
+			mustAPI(t, reg, alice, http.StatusNoContent, http.MethodDelete, nested+nid, nil)
+			mustAPI(t, reg, alice, http.StatusNotFound, http.MethodGet, nested+nid, nil)
+
 			// Delete, then the notification is gone; all changes are audited.
 			mustAPI(t, reg, alice, http.StatusNoContent, http.MethodDelete, base+hookID, nil)
 			mustAPI(t, reg, alice, http.StatusNotFound, http.MethodGet, base+hookID, nil)
