@@ -154,9 +154,13 @@ func (r *Replicator) Drain(ctx context.Context) (int, error) {
 		if it == nil {
 			return done, nil
 		}
-		if err := r.process(ctx, it); err != nil {
+		if err := r.processLeased(ctx, it); err != nil {
 			if ctx.Err() != nil {
 				return done, ctx.Err()
+			}
+			if errors.Is(err, errLeaseLost) {
+				r.log.Warn("replication lease lost to another worker; leaving the blob to it", "blob", it.BlobUUID)
+				continue
 			}
 			delay := r.backoff(it.Attempts)
 			r.Stats.Failures.Add(1)
@@ -174,6 +178,43 @@ func (r *Replicator) Drain(ctx context.Context) (int, error) {
 		done++
 	}
 	return done, ctx.Err()
+}
+
+var errLeaseLost = errors.New("replication lease lost")
+
+// processLeased runs process while renewing the item's lease every third
+// of it, so a copy that outlasts the lease (a large blob, a slow region) is
+// not taken over and copied again by another worker. If the lease is lost
+// anyway (this worker stalled past it), the copy stops.
+func (r *Replicator) processLeased(ctx context.Context, it *store.ReplicationItem) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(r.o.Lease / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+			if err := r.st.ExtendReplication(ctx, it, r.o.Lease); errors.Is(err, store.ErrNotFound) {
+				cancel(errLeaseLost)
+				return
+			} else if err != nil && ctx.Err() == nil {
+				r.log.Warn("cannot renew the replication lease; will try again", "blob", it.BlobUUID, "error", err)
+			}
+		}
+	}()
+	err := r.process(ctx, it)
+	close(stop)
+	<-stopped
+	if errors.Is(context.Cause(ctx), errLeaseLost) {
+		return errLeaseLost
+	}
+	return err
 }
 
 func (r *Replicator) backoff(attempts int) time.Duration {

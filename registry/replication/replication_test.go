@@ -5,11 +5,13 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -326,4 +328,52 @@ func newLocal(t *testing.T, name string) storage.Driver {
 		t.Fatal(err)
 	}
 	return d
+}
+
+// A copy that outlasts the lease keeps its item: the lease is renewed, so
+// another worker draining meanwhile finds nothing to take over, and the
+// blob is copied once.
+func TestReplicateLongCopyKeepsLease(t *testing.T) {
+	ctx := t.Context()
+	f := newFixture(t, sqliteURI(t))
+	da, db := newLocal(t, "a"), newLocal(t, "b")
+	f.push(t, da, "a", randomBytes(t, 64<<10), true)
+	const lease = 300 * time.Millisecond
+	var copies atomic.Int32
+	started := make(chan struct{}, 1)
+	newReplicator := func() *Replicator {
+		r := New(f.st, map[string]storage.Driver{"a": da, "b": db}, Options{Preference: []string{"a"}, Required: []string{"a", "b"}, Lease: lease})
+		r.SetCopyHook(func(string, string) func() {
+			copies.Add(1)
+			select {
+			case started <- struct{}{}:
+			default:
+			}
+			time.Sleep(4 * lease)
+			return func() {}
+		})
+		return r
+	}
+	first := make(chan error, 1)
+	go func() {
+		n, err := newReplicator().Drain(ctx)
+		if err == nil && n != 1 {
+			err = fmt.Errorf("first worker completed %d items, want 1", n)
+		}
+		first <- err
+	}()
+	<-started
+	time.Sleep(2 * lease) // past the lease as first granted
+	if n, err := newReplicator().Drain(ctx); err != nil || n != 0 {
+		t.Errorf("second worker during the copy: completed %d, %v; want 0", n, err)
+	}
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if n := copies.Load(); n != 1 {
+		t.Errorf("the blob was copied %d times, want once", n)
+	}
+	if n, _, err := f.st.ReplicationBacklog(ctx); err != nil || n != 0 {
+		t.Errorf("backlog after the copy = %d, %v; want 0", n, err)
+	}
 }

@@ -50,6 +50,10 @@ type ReplicationStore interface {
 	// ClaimReplication takes the oldest available item for lease (another
 	// worker may take it over once the lease expires); nil when none.
 	ClaimReplication(ctx context.Context, lease time.Duration) (*ReplicationItem, error)
+	// ExtendReplication renews the lease of a claimed item, for a copy
+	// that takes longer than the lease (ErrNotFound when the claim was
+	// lost to another worker).
+	ExtendReplication(ctx context.Context, it *ReplicationItem, lease time.Duration) error
 	// CompleteReplication removes a claimed item (ErrNotFound when the
 	// claim was lost to another worker).
 	CompleteReplication(ctx context.Context, it *ReplicationItem) error
@@ -182,6 +186,16 @@ func (db *DB) ClaimReplication(ctx context.Context, lease time.Duration) (*Repli
 		return nil, fmt.Errorf("claim replication item: %w", err)
 	}
 	return item, nil
+}
+
+// ExtendReplication implements ReplicationStore.
+func (db *DB) ExtendReplication(ctx context.Context, it *ReplicationItem, lease time.Duration) error {
+	res, err := db.exec(ctx, db.w, `UPDATE queueitem SET processing_expires = ? WHERE id = ? AND state_id = ? AND available = false`,
+		db.d.ts(db.now().Add(lease)), it.ID, it.StateID)
+	if err != nil {
+		return fmt.Errorf("extend replication lease %d: %w", it.ID, err)
+	}
+	return checkAffected(res, fmt.Sprintf("extend replication lease %d", it.ID))
 }
 
 // CompleteReplication implements ReplicationStore.

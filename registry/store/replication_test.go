@@ -72,6 +72,15 @@ func TestReplicationQueue(t *testing.T) {
 				t.Fatalf("claim %d after retries = %v, %v", i, it2, err)
 			}
 		}
+		// A renewed lease holds past its first end.
+		clk.Advance(50 * time.Second)
+		if err := db.ExtendReplication(ctx, it2, time.Minute); err != nil {
+			t.Fatalf("ExtendReplication: %v", err)
+		}
+		clk.Advance(50 * time.Second)
+		if again, err := db.ClaimReplication(ctx, time.Minute); err != nil || again != nil {
+			t.Fatalf("claim during a renewed lease = %v, %v; want nothing", again, err)
+		}
 		// An expired lease lets another worker take over; the first
 		// worker's claim is then stale.
 		clk.Advance(2 * time.Minute)
@@ -81,6 +90,9 @@ func TestReplicationQueue(t *testing.T) {
 		}
 		if err := db.CompleteReplication(ctx, it2); !errors.Is(err, ErrNotFound) {
 			t.Errorf("complete with a stale claim = %v, want ErrNotFound", err)
+		}
+		if err := db.ExtendReplication(ctx, it2, time.Minute); !errors.Is(err, ErrNotFound) {
+			t.Errorf("extend a stale claim = %v, want ErrNotFound", err)
 		}
 		if err := db.CompleteReplication(ctx, it3); err != nil {
 			t.Fatalf("CompleteReplication: %v", err)
