@@ -7,10 +7,13 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -617,4 +620,76 @@ func TestCopiesInParts(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A writer keeps up to maxPartsInFlight parts in flight, so a store with a
+// long round trip is not paid once per part; with the process-wide spare
+// budget used up it sends one at a time. The object is whole either way.
+// A proxy in front of the S3 server adds the round trip.
+func TestPartsInFlight(t *testing.T) {
+	endpoint, bucket, ak, sk := tests3.NewBucket(t)
+	target, err := url.Parse(endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const delay = 150 * time.Millisecond
+	var inFlight, peak atomic.Int32
+	rp := httputil.NewSingleHostReverseProxy(target) // keeps the Host header, so signatures still match
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		if r.Method == http.MethodPut && q.Has("partNumber") && q.Has("uploadId") {
+			n := inFlight.Add(1)
+			defer inFlight.Add(-1)
+			for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+			}
+			time.Sleep(delay)
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(proxy.Close)
+	d := newDriver(t, NameS3, styles[0].params(proxy.URL, bucket, ak, sk))
+	if d.cfg.PartSize != 5*mib {
+		t.Fatalf("part size %d, want 5 MiB", d.cfg.PartSize)
+	}
+	for _, tc := range []struct {
+		name        string
+		sparesTaken int64
+		wantPeak    int32
+	}{
+		{"spare budget free", 0, maxPartsInFlight},
+		{"spare budget used up", spareSendBytes, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			if tc.sparesTaken > 0 {
+				if !spareSends.TryAcquire(tc.sparesTaken) {
+					t.Fatal("spare budget in use elsewhere")
+				}
+				defer spareSends.Release(tc.sparesTaken)
+			}
+			peak.Store(0)
+			content := randomBytes(t, 12*5*mib+7)
+			w, err := d.Writer(ctx, "blob", false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			writeAll(t, w, content)
+			if err := w.Commit(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if got := peak.Load(); got != tc.wantPeak {
+				t.Errorf("at most %d parts were in flight, want %d", got, tc.wantPeak)
+			}
+			if got := readAll(t, d, "blob"); !bytes.Equal(got, content) {
+				t.Fatalf("object: %d bytes, differs from the %d written", len(got), len(content))
+			}
+			if err := d.Delete(ctx, "blob"); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	if !spareSends.TryAcquire(spareSendBytes) {
+		t.Error("writers did not return their spare budget")
+	}
+	spareSends.Release(spareSendBytes)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	s3api "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/quayctl/quayctl/registry/storage"
 )
@@ -62,13 +63,24 @@ func (d *Driver) discardTail(ctx context.Context, p string) error {
 	return err
 }
 
-// partsInFlight is how many parts a writer sends while it fills the next
-// one: sending overlaps reading the request, and memory stays bounded at
-// (partsInFlight+1) parts per writer.
-const partsInFlight = 1
+const (
+	// maxPartsInFlight is how many parts one writer may be sending while
+	// it fills the next. Each part costs a round trip to the object store;
+	// one at a time caps a push at about one part per round trip, which
+	// across a network to S3 is far below what the link carries.
+	maxPartsInFlight = 4
+	// spareSendBytes bounds, process-wide, the bytes of parts in flight
+	// beyond each writer's first, so many concurrent uploads add at most
+	// this much memory.
+	spareSendBytes = 64 << 20
+)
+
+// spareSends is the budget of extra parts in flight, in bytes.
+var spareSends = semaphore.NewWeighted(spareSendBytes)
 
 // writer collects bytes into buf and hands each full part to a goroutine
-// that sends it, at most partsInFlight at a time. Its methods are not safe
+// that sends it: one at a time on the writer's own slot, up to
+// maxPartsInFlight while spare budget is free. Its methods are not safe
 // for concurrent use.
 type writer struct {
 	d    *Driver
@@ -80,7 +92,8 @@ type writer struct {
 	buf      []byte // bytes after the last part, less than PartSize
 	ended    bool
 
-	slots   chan struct{} // one per part in flight
+	own     chan struct{} // the writer's own send slot: full while its part is in flight
+	spares  int           // parts in flight on spare budget; only flushPart and the senders change it, under mu
 	sending sync.WaitGroup
 
 	mu       sync.Mutex
@@ -91,7 +104,7 @@ type writer struct {
 
 func (d *Driver) newWriter(ctx context.Context, p string) *writer {
 	return &writer{d: d, ctx: ctx, path: p, buf: make([]byte, 0, d.cfg.PartSize),
-		slots: make(chan struct{}, partsInFlight)}
+		own: make(chan struct{}, 1)}
 }
 
 // resume loads a closed writer's state. found is false when there is none.
@@ -272,11 +285,21 @@ func (w *writer) flushPart() error {
 			return err
 		}
 	}
-	w.slots <- struct{}{}
+	spare := w.acquireSlot()
+	release := func() {
+		if spare {
+			spareSends.Release(w.d.cfg.PartSize)
+			w.mu.Lock()
+			w.spares--
+			w.mu.Unlock()
+		} else {
+			<-w.own
+		}
+	}
 	w.mu.Lock()
 	if len(w.parts) >= maxParts {
 		w.mu.Unlock()
-		<-w.slots
+		release()
 		return fmt.Errorf("upload exceeds S3's %d parts; raise minimum_chunk_size_mb", maxParts)
 	}
 	w.parts = append(w.parts, part{})
@@ -301,9 +324,30 @@ func (w *writer) flushPart() error {
 		}
 		w.spareBuf = append(w.spareBuf, body[:0])
 		w.mu.Unlock()
-		<-w.slots
+		release()
 	}()
 	return nil
+}
+
+// acquireSlot waits for a slot to send a part on: the writer's own when it
+// is free, else a spare one while this writer has fewer than
+// maxPartsInFlight parts in flight and the process-wide budget allows,
+// else the own slot once its part is sent. spare tells which it got.
+func (w *writer) acquireSlot() (spare bool) {
+	select {
+	case w.own <- struct{}{}:
+		return false
+	default:
+	}
+	w.mu.Lock()
+	if 1+w.spares < maxPartsInFlight && spareSends.TryAcquire(w.d.cfg.PartSize) {
+		w.spares++
+		w.mu.Unlock()
+		return true
+	}
+	w.mu.Unlock()
+	w.own <- struct{}{}
+	return false
 }
 
 func (w *writer) failed() error {
