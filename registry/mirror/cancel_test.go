@@ -25,6 +25,7 @@ import (
 	"github.com/quayctl/quayctl/registry/mirror"
 	"github.com/quayctl/quayctl/registry/notify"
 	"github.com/quayctl/quayctl/registry/server"
+	"github.com/quayctl/quayctl/registry/store"
 )
 
 // recorder is an Emitter that keeps what it is given (a real, if small,
@@ -309,7 +310,14 @@ func testMirrorCancel(t *testing.T, dstURI string, rollback bool) {
 	if left := uploadsLeft(t, dst); len(left) > 0 {
 		t.Errorf("partial uploads left in storage: %v", left)
 	}
-	wantEvents("cancelled sync", notify.MirrorSyncStarted)
+	// Quay reports a cancelled sync as failed, with the verb Cancelled.
+	if evs := wantEvents("cancelled sync", notify.MirrorSyncStarted, notify.MirrorSyncFailed); evs[1].Data["message"] != message {
+		t.Errorf("cancel message %q, want %q", evs[1].Data["message"], message)
+	}
+	rows, err := st.Logs(ctx, store.LogQuery{RepositoryID: repo.ID, Kind: notify.MirrorSyncFailed, Limit: 1})
+	if err != nil || len(rows) != 1 || rows[0].Metadata["verb"] != "Cancelled" || rows[0].Metadata["message"] != message {
+		t.Errorf("audit entry of the cancel: %v, %v", rows, err)
+	}
 	if n, err := syncer.RunOnce(ctx); n != 0 || err != nil {
 		t.Fatalf("RunOnce after the cancel = %d, %v; a cancelled mirror waits for sync-now", n, err)
 	}

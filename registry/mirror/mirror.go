@@ -161,7 +161,7 @@ func (s *Syncer) Sync(ctx context.Context, c *store.MirrorConfig) (claimed bool,
 	s.notify(ctx, c, notify.MirrorSyncStarted, message)
 	res, syncErr := s.watched(ctx, c)
 	if errors.Is(syncErr, errCancelled) {
-		s.log.Info("repository mirror sync cancelled", "repository", c.FullName())
+		s.ended(ctx, c, message, tagsText)
 		return true, syncErr
 	}
 	status := store.MirrorSuccess
@@ -192,6 +192,25 @@ func (s *Syncer) Sync(ctx context.Context, c *store.MirrorConfig) (claimed bool,
 	s.audit(rctx, c, notify.MirrorSyncSuccess, md)
 	s.notify(rctx, c, notify.MirrorSyncSuccess, message)
 	return true, nil
+}
+
+// ended records a sync that stopped because its claim was gone, as Quay
+// does: repo_mirror_sync_failed with the verb "Cancelled" after a
+// sync-cancel, or "lost" with "'<reference>' job lost" when another worker
+// took the claim over after it expired.
+func (s *Syncer) ended(ctx context.Context, c *store.MirrorConfig, message, tagsText string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	md := map[string]any{"verb": "Cancelled", "message": message, "tags": tagsText, "stdout": "Not applicable", "stderr": "Not applicable"}
+	if cur, err := s.st.MirrorByRepository(ctx, c.RepositoryID); err == nil && cur.SyncStatus != store.MirrorCancel {
+		message = fmt.Sprintf("'%s' job lost", c.ExternalReference)
+		md["verb"], md["message"] = "lost", message
+		s.log.Warn("repository mirror sync lost its claim to another worker", "repository", c.FullName())
+	} else {
+		s.log.Info("repository mirror sync cancelled", "repository", c.FullName())
+	}
+	s.audit(ctx, c, notify.MirrorSyncFailed, md)
+	s.notify(ctx, c, notify.MirrorSyncFailed, message)
 }
 
 // watched runs sync while a watcher re-reads the row every CancelPoll:
