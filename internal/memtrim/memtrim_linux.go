@@ -7,7 +7,6 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -43,9 +42,10 @@ func afterStartup() (int64, error) {
 		// MADV_PAGEOUT (Linux 5.4+) drops this process's mappings of clean
 		// file pages; the pages stay in the page cache. An older kernel
 		// answers EINVAL and nothing changes.
-		b := unsafe.Slice((*byte)(unsafe.Pointer(uintptr(start))), int(end-start))
-		if err := unix.Madvise(b, unix.MADV_PAGEOUT); err != nil {
-			return advised, fmt.Errorf("madvise %s: %w", f[0], err)
+		// The raw call: these addresses are not Go memory, so no slice (or
+		// unsafe.Pointer) is made of them.
+		if _, _, errno := unix.Syscall(unix.SYS_MADVISE, uintptr(start), uintptr(end-start), unix.MADV_PAGEOUT); errno != 0 {
+			return advised, fmt.Errorf("madvise %s: %w", f[0], errno)
 		}
 		advised += int64(end - start)
 	}
