@@ -415,3 +415,45 @@ func TestRepositoryPolicies(t *testing.T) {
 		})
 	}
 }
+
+// TestFromConfig reads DEFAULT_NAMESPACE_AUTOPRUNE_POLICY as YAML decodes
+// it: numbers as ints or floats, either spelling of the tag filter.
+func TestFromConfig(t *testing.T) {
+	tests := []struct {
+		name string
+		in   map[string]any
+		want string // Stored() of the policy, when no error is wanted
+		err  string
+	}{
+		{"count", map[string]any{"method": "number_of_tags", "value": 10}, `{"method":"number_of_tags","value":10,"tag_pattern":null,"tag_pattern_matches":true}`, ""},
+		{"count as a float", map[string]any{"method": "number_of_tags", "value": 10.0}, `{"method":"number_of_tags","value":10,"tag_pattern":null,"tag_pattern_matches":true}`, ""},
+		{"age with an API-style filter", map[string]any{"method": "creation_date", "value": "30d", "tagPattern": "^dev-", "tagPatternMatches": false},
+			`{"method":"creation_date","value":"30d","tag_pattern":"^dev-","tag_pattern_matches":false}`, ""},
+		{"stored-style filter", map[string]any{"method": "creation_date", "value": "2w", "tag_pattern": "^pr-"},
+			`{"method":"creation_date","value":"2w","tag_pattern":"^pr-","tag_pattern_matches":true}`, ""},
+		{"unknown method", map[string]any{"method": "newest", "value": 1}, "", "unknown method"},
+		{"no value", map[string]any{"method": "number_of_tags"}, "", "missing value"},
+		{"zero tags", map[string]any{"method": "number_of_tags", "value": 0}, "", "at least 1"},
+		{"bad age", map[string]any{"method": "creation_date", "value": "30 days"}, "", "is not a duration"},
+		{"method not a string", map[string]any{"method": 3, "value": 1}, "", "method must be"},
+		{"unknown field", map[string]any{"method": "number_of_tags", "value": 1, "keep": 2}, "", `unknown field "keep"`},
+		{"bad pattern", map[string]any{"method": "number_of_tags", "value": 1, "tagPattern": "(["}, "", "regular expression"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := FromConfig(tc.in)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("FromConfig = %v, %v; want an error containing %q", p, err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := p.Stored(); got != tc.want {
+				t.Errorf("Stored() = %s, want %s", got, tc.want)
+			}
+		})
+	}
+}

@@ -127,6 +127,44 @@ func Parse(in Input) (*Policy, error) {
 	return p, nil
 }
 
+// FromConfig reads DEFAULT_NAMESPACE_AUTOPRUNE_POLICY: method and value as
+// in the API, and the tag filter under either the API's names (tagPattern,
+// tagPatternMatches) or the stored ones (tag_pattern, tag_pattern_matches).
+func FromConfig(m map[string]any) (*Policy, error) {
+	var in Input
+	for k, v := range m {
+		var err error
+		switch k {
+		case "method":
+			s, ok := v.(string)
+			if !ok {
+				return nil, invalid("method must be %q or %q", MethodNumberOfTags, MethodCreationDate)
+			}
+			in.Method = s
+		case "value":
+			in.Value, err = json.Marshal(v)
+		case "tagPattern", "tag_pattern":
+			s, ok := v.(string)
+			if !ok {
+				return nil, invalid("%s must be a regular expression in a string", k)
+			}
+			in.TagPattern = &s
+		case "tagPatternMatches", "tag_pattern_matches":
+			b, ok := v.(bool)
+			if !ok {
+				return nil, invalid("%s must be true or false", k)
+			}
+			in.TagPatternMatches = &b
+		default:
+			return nil, invalid("unknown field %q: use method, value, tagPattern and tagPatternMatches", k)
+		}
+		if err != nil {
+			return nil, invalid("%s: %v", k, err)
+		}
+	}
+	return Parse(in)
+}
+
 // stored is Quay's JSON form in the policy column.
 type stored struct {
 	Method            string  `json:"method"`

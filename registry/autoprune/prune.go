@@ -29,6 +29,17 @@ type Options struct {
 	MinInterval time.Duration
 	// RepositoryPageSize is how many repositories are read at a time (100).
 	RepositoryPageSize int
+	// RegistryPolicy is DEFAULT_NAMESPACE_AUTOPRUNE_POLICY: applied to
+	// every active namespace once per RegistryPeriod
+	// (AUTO_PRUNING_DEFAULT_POLICY_POLL_PERIOD, a day) by one replica at a
+	// time, whose hold lapses after RegistryTimeout
+	// (AUTOPRUNE_DEFAULT_POLICY_TIMEOUT, an hour); namespaces are read
+	// NamespacePageSize at a time
+	// (AUTO_PRUNING_DEFAULT_POLICY_FETCH_NAMESPACES_LIMIT, 50). nil: none.
+	RegistryPolicy    *Policy
+	RegistryPeriod    time.Duration
+	RegistryTimeout   time.Duration
+	NamespacePageSize int
 	// Now is the clock creation_date policies compare with; tests move it.
 	Now func() time.Time
 }
@@ -56,6 +67,15 @@ func New(st Store, o Options) *Pruner {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.RegistryPeriod <= 0 {
+		o.RegistryPeriod = 24 * time.Hour
+	}
+	if o.RegistryTimeout <= 0 {
+		o.RegistryTimeout = time.Hour
+	}
+	if o.NamespacePageSize <= 0 {
+		o.NamespacePageSize = 50
 	}
 	return &Pruner{st: st, opts: o, log: o.Logger.With("worker", "autopruneworker")}
 }
@@ -100,6 +120,49 @@ func (p *Pruner) RunOnce(ctx context.Context) (Result, error) {
 	return res, nil
 }
 
+// PruneRegistry runs the registry-wide policy over every active namespace
+// if the pass is due and no other replica holds it; ran is false when it
+// did not run. As in Quay it stands in for a namespace policy: the
+// repositories' own policies are left to their namespace's task. A
+// namespace that fails is counted and logged, and the pass goes on.
+func (p *Pruner) PruneRegistry(ctx context.Context) (res Result, ran bool, err error) {
+	if p.opts.RegistryPolicy == nil {
+		return res, false, nil
+	}
+	claim, err := p.st.ClaimRegistryAutoPrune(ctx, p.opts.RegistryTimeout)
+	if err != nil || claim == "" {
+		return res, false, err
+	}
+	var after int64
+	for {
+		page, err := p.st.ActiveNamespaces(ctx, after, p.opts.NamespacePageSize)
+		if err != nil {
+			return res, true, err
+		}
+		for _, ns := range page {
+			after = ns.ID
+			res.Namespaces++
+			n, err := p.pruneNamespaceRepositories(ctx, ns.ID, []*Policy{p.opts.RegistryPolicy})
+			res.Pruned += n
+			if err != nil {
+				if ctx.Err() != nil {
+					return res, true, ctx.Err()
+				}
+				res.Failed++
+				p.log.WarnContext(ctx, "registry-wide auto-prune of a namespace failed", "namespace", ns.Username, "pruned", n, "err", err)
+			}
+		}
+		if len(page) < p.opts.NamespacePageSize {
+			break
+		}
+	}
+	p.log.InfoContext(ctx, "registry-wide auto-prune done", "namespaces", res.Namespaces, "pruned", res.Pruned, "failed", res.Failed)
+	if err := p.st.FinishRegistryAutoPrune(context.WithoutCancel(ctx), claim, p.opts.RegistryPeriod); err != nil {
+		return res, true, err
+	}
+	return res, true, nil
+}
+
 // Worker runs RunOnce every interval until ctx ends.
 func (p *Pruner) Worker(ctx context.Context, interval time.Duration) {
 	if interval <= 0 {
@@ -111,6 +174,9 @@ func (p *Pruner) Worker(ctx context.Context, interval time.Duration) {
 	for {
 		if _, err := p.RunOnce(ctx); err != nil && ctx.Err() == nil {
 			p.log.Error("auto-prune pass failed", "err", err)
+		}
+		if _, _, err := p.PruneRegistry(ctx); err != nil && ctx.Err() == nil {
+			p.log.Error("registry-wide auto-prune failed", "err", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -136,30 +202,12 @@ func (p *Pruner) pruneNamespace(ctx context.Context, task *store.AutoPruneTask) 
 	slices.SortStableFunc(policies, func(a, b *Policy) int {
 		return strings.Compare(a.Method, b.Method)
 	})
-	pruned := 0
-	var after int64
-	for len(policies) > 0 {
-		repos, err := p.st.NamespaceRepositories(ctx, task.NamespaceID, after, p.opts.RepositoryPageSize)
-		if err != nil {
-			return pruned, errors.Join(append(errs, err)...)
+	pruned, err := p.pruneNamespaceRepositories(ctx, task.NamespaceID, policies)
+	if err != nil {
+		if ctx.Err() != nil {
+			return pruned, ctx.Err()
 		}
-		for i := range repos {
-			repo := &repos[i]
-			after = repo.ID
-			for _, pol := range policies {
-				n, err := p.pruneRepository(ctx, repo, pol)
-				pruned += n
-				if err != nil {
-					if ctx.Err() != nil {
-						return pruned, ctx.Err()
-					}
-					errs = append(errs, fmt.Errorf("%s: %w", repo.FullName(), err))
-				}
-			}
-		}
-		if len(repos) < p.opts.RepositoryPageSize {
-			break
-		}
+		errs = append(errs, err)
 	}
 	// Then each repository's own policies, creation_date first again.
 	repoPolicies := slices.Clone(task.RepositoryPolicies)
@@ -183,6 +231,38 @@ func (p *Pruner) pruneNamespace(ctx context.Context, task *store.AutoPruneTask) 
 				return pruned, ctx.Err()
 			}
 			errs = append(errs, fmt.Errorf("%s: %w", repo.FullName(), err))
+		}
+	}
+	return pruned, errors.Join(errs...)
+}
+
+// pruneNamespaceRepositories applies policies to every repository of a
+// namespace, page by page; a failing repository does not stop the others.
+func (p *Pruner) pruneNamespaceRepositories(ctx context.Context, namespaceID int64, policies []*Policy) (int, error) {
+	pruned := 0
+	var errs []error
+	var after int64
+	for len(policies) > 0 {
+		repos, err := p.st.NamespaceRepositories(ctx, namespaceID, after, p.opts.RepositoryPageSize)
+		if err != nil {
+			return pruned, errors.Join(append(errs, err)...)
+		}
+		for i := range repos {
+			repo := &repos[i]
+			after = repo.ID
+			for _, pol := range policies {
+				n, err := p.pruneRepository(ctx, repo, pol)
+				pruned += n
+				if err != nil {
+					if ctx.Err() != nil {
+						return pruned, ctx.Err()
+					}
+					errs = append(errs, fmt.Errorf("%s: %w", repo.FullName(), err))
+				}
+			}
+		}
+		if len(repos) < p.opts.RepositoryPageSize {
+			break
 		}
 	}
 	return pruned, errors.Join(errs...)

@@ -94,6 +94,14 @@ type Config struct {
 	AutoPruningPollPeriod                  int `yaml:"AUTO_PRUNING_POLL_PERIOD"`
 	AutoPruningBatchSize                   int `yaml:"AUTO_PRUNING_BATCH_SIZE"`
 	AutopruneTaskRunMinimumIntervalMinutes int `yaml:"AUTOPRUNE_TASK_RUN_MINIMUM_INTERVAL_MINUTES"`
+	// The registry-wide policy (checked when serve starts): applied to
+	// every namespace once per poll period in seconds (Quay: a day), by
+	// one replica whose hold lapses after the timeout in seconds (Quay: an
+	// hour), reading namespaces a page at a time (Quay: 50).
+	DefaultNamespaceAutoPrunePolicy              map[string]any `yaml:"DEFAULT_NAMESPACE_AUTOPRUNE_POLICY"`
+	AutoPruningDefaultPolicyPollPeriod           int            `yaml:"AUTO_PRUNING_DEFAULT_POLICY_POLL_PERIOD"`
+	AutopruneDefaultPolicyTimeout                int            `yaml:"AUTOPRUNE_DEFAULT_POLICY_TIMEOUT"`
+	AutoPruningDefaultPolicyFetchNamespacesLimit int            `yaml:"AUTO_PRUNING_DEFAULT_POLICY_FETCH_NAMESPACES_LIMIT"`
 	// Abandoned upload sessions (Quay's blobuploadcleanupworker): the age
 	// in minutes after which one is removed (Quay: 2 days), seconds
 	// between passes (Quay: 1 hour), and whether partial uploads are also
@@ -366,6 +374,18 @@ func (c *Config) AutoPrunePollPeriod() time.Duration {
 // runs (AUTOPRUNE_TASK_RUN_MINIMUM_INTERVAL_MINUTES, 60 minutes when unset).
 func (c *Config) AutoPruneMinInterval() time.Duration {
 	return durationOr(c.AutopruneTaskRunMinimumIntervalMinutes, time.Minute, time.Hour)
+}
+
+// AutoPruneRegistryPeriod is how often the registry-wide policy runs
+// (AUTO_PRUNING_DEFAULT_POLICY_POLL_PERIOD, a day when unset).
+func (c *Config) AutoPruneRegistryPeriod() time.Duration {
+	return durationOr(c.AutoPruningDefaultPolicyPollPeriod, time.Second, 24*time.Hour)
+}
+
+// AutoPruneRegistryTimeout is how long one replica holds the registry-wide
+// pass (AUTOPRUNE_DEFAULT_POLICY_TIMEOUT, an hour when unset).
+func (c *Config) AutoPruneRegistryTimeout() time.Duration {
+	return durationOr(c.AutopruneDefaultPolicyTimeout, time.Second, time.Hour)
 }
 
 // ExternalURL is the scheme and host clients use to reach the registry.

@@ -249,3 +249,118 @@ func TestAutoPruneWorker(t *testing.T) {
 		})
 	}
 }
+
+// TestAutoPruneRegistryPolicy: DEFAULT_NAMESPACE_AUTOPRUNE_POLICY prunes
+// every enabled user and organisation through the server's worker, with
+// Quay's audit entries, then is not due again within its period; a
+// disabled user's namespace is left alone. An invalid policy stops the
+// server from starting.
+func TestAutoPruneRegistryPolicy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for the worker")
+	}
+	for name, uri := range dialects(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			dbURI := uri(t)
+			// The worker runs at once when the server starts: hold the pass
+			// from outside until the tags exist, as another replica would.
+			other, err := store.Open(ctx, dbURI)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer other.Close()
+			if err := other.Migrate(ctx); err != nil {
+				t.Fatal(err)
+			}
+			claim, err := other.ClaimRegistryAutoPrune(ctx, time.Hour)
+			if err != nil || claim == "" {
+				t.Fatalf("hold the pass: %q, %v", claim, err)
+			}
+			reg := startRegistry(t, dbURI, func(s *server.Settings) {
+				s.AutoPrune = true
+				s.AutoPrunePollPeriod = 100 * time.Millisecond
+				s.AutoPruneRegistryPolicy = map[string]any{"method": "number_of_tags", "value": 2}
+				s.AutoPruneNamespacePage = 1 // several pages of namespaces
+			})
+			for _, u := range []string{"olivia", "dora"} {
+				reg.createUser(t, u, pw(u))
+			}
+			olivia, dora := cred{user: "olivia", pass: pw("olivia")}, cred{user: "dora", pass: pw("dora")}
+			mustAPI(t, reg, olivia, 201, "POST", "/organization/", map[string]any{"name": "acme", "email": "acme@example.com"})
+			for _, r := range []struct {
+				c    cred
+				repo string
+			}{{olivia, "olivia/app"}, {olivia, "acme/web"}, {dora, "dora/app"}} {
+				for i := range 4 {
+					pushDistinct(t, reg, r.c, r.repo, fmt.Sprintf("t%d", i), r.repo+fmt.Sprint(i))
+					time.Sleep(5 * time.Millisecond) // distinct start times
+				}
+			}
+			du, err := reg.Srv.Store.UserByName(ctx, "dora")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := reg.Srv.Store.SetUserEnabled(ctx, du.ID, false); err != nil {
+				t.Fatal(err)
+			}
+			// Released as due now: the worker takes it on its next tick.
+			if err := other.FinishRegistryAutoPrune(ctx, claim, 0); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(15 * time.Second)
+			for _, repo := range []string{"olivia/app", "acme/web"} {
+				for {
+					if tags := v2Tags(t, reg, olivia, repo); slices.Equal(tags, []string{"t2", "t3"}) {
+						break
+					} else if time.Now().After(deadline) {
+						t.Fatalf("%s still has %v, want [t2 t3] after the registry-wide policy", repo, tags)
+					}
+					time.Sleep(100 * time.Millisecond)
+				}
+			}
+			for ns, want := range map[string][]string{"olivia": {"app:t0", "app:t1"}, "acme": {"web:t0", "web:t1"}} {
+				u, _ := reg.Srv.Store.UserByName(ctx, ns)
+				rows, err := reg.Srv.Store.Logs(ctx, store.LogQuery{AccountID: u.ID, Kind: "autoprune_tag_delete"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				var pruned []string
+				for _, r := range rows {
+					pruned = append(pruned, fmt.Sprint(r.Metadata["repo"], ":", r.Metadata["tag"]))
+					if r.Metadata["method"] != "number_of_tags" {
+						t.Errorf("audit metadata %v", r.Metadata)
+					}
+				}
+				slices.Sort(pruned)
+				if !slices.Equal(pruned, want) {
+					t.Errorf("%s: audit entries for %v, want %v", ns, pruned, want)
+				}
+			}
+			repo, err := reg.Srv.Store.Repository(ctx, "dora", "app")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tags, err := reg.Srv.Store.PrunableTags(ctx, repo.ID); err != nil || len(tags) != 4 {
+				t.Errorf("the disabled user's repository has %d tags (%v), want all 4", len(tags), err)
+			}
+			// Done for the day: another pass does not run.
+			if _, ran, err := reg.Srv.AutoPruner().PruneRegistry(ctx); err != nil || ran {
+				t.Errorf("a second pass the same day: ran %v, %v", ran, err)
+			}
+		})
+	}
+	t.Run("invalid policy", func(t *testing.T) {
+		s := server.Settings{DBURI: dialects(t)["sqlite"](t), Preference: []string{"default"}, AutoPrune: true,
+			Locations:               map[string]server.Location{"default": {Driver: "LocalStorage", Params: map[string]any{"storage_path": t.TempDir()}}},
+			AutoPruneRegistryPolicy: map[string]any{"method": "number_of_tags", "value": "ten"}}
+		srv, err := server.New(context.Background(), s, server.Options{})
+		if err == nil {
+			srv.Close()
+			t.Fatal("server.New accepted an invalid DEFAULT_NAMESPACE_AUTOPRUNE_POLICY")
+		}
+		if msg := err.Error(); !strings.Contains(msg, "DEFAULT_NAMESPACE_AUTOPRUNE_POLICY") || !strings.Contains(msg, "whole number") {
+			t.Errorf("error %q should name the key and what is wrong", msg)
+		}
+	})
+}

@@ -6,10 +6,13 @@ import (
 	"github.com/quayctl/quayctl/registry/autoprune"
 )
 
-// AutoPruner runs this server's namespace auto-prune policies.
+// AutoPruner runs this server's namespace auto-prune policies and the
+// registry-wide one.
 func (s *Server) AutoPruner() *autoprune.Pruner {
 	return autoprune.New(s.Store, autoprune.Options{Logger: s.log, BatchSize: s.settings.AutoPruneBatchSize,
-		MinInterval: s.settings.AutoPruneMinInterval})
+		MinInterval: s.settings.AutoPruneMinInterval, RegistryPolicy: s.registryPolicy,
+		RegistryPeriod: s.settings.AutoPruneRegistryPeriod, RegistryTimeout: s.settings.AutoPruneRegistryTimeout,
+		NamespacePageSize: s.settings.AutoPruneNamespacePage})
 }
 
 // startAutoPrune runs Quay's autopruneworker when FEATURE_AUTO_PRUNE is on

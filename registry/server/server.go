@@ -19,6 +19,7 @@ import (
 
 	"github.com/quayctl/quayctl/registry/api"
 	"github.com/quayctl/quayctl/registry/auth"
+	"github.com/quayctl/quayctl/registry/autoprune"
 	"github.com/quayctl/quayctl/registry/encfield"
 	"github.com/quayctl/quayctl/registry/health"
 	"github.com/quayctl/quayctl/registry/notify"
@@ -104,6 +105,16 @@ type Settings struct {
 	AutoPrunePollPeriod  time.Duration
 	AutoPruneBatchSize   int
 	AutoPruneMinInterval time.Duration
+	// AutoPruneRegistryPolicy is DEFAULT_NAMESPACE_AUTOPRUNE_POLICY, run
+	// over every namespace once per AutoPruneRegistryPeriod
+	// (AUTO_PRUNING_DEFAULT_POLICY_POLL_PERIOD) by one replica, whose hold
+	// lapses after AutoPruneRegistryTimeout (AUTOPRUNE_DEFAULT_POLICY_TIMEOUT),
+	// AutoPruneNamespacePage namespaces at a time
+	// (AUTO_PRUNING_DEFAULT_POLICY_FETCH_NAMESPACES_LIMIT); empty: none.
+	AutoPruneRegistryPolicy  map[string]any
+	AutoPruneRegistryPeriod  time.Duration
+	AutoPruneRegistryTimeout time.Duration
+	AutoPruneNamespacePage   int
 	// QuotaManagement (FEATURE_QUOTA_MANAGEMENT) keeps namespace and
 	// repository sizes, serves the quota API (EditQuota: FEATURE_EDIT_QUOTA)
 	// and checks pushes (VerifyQuota: FEATURE_VERIFY_QUOTA) against limits
@@ -152,8 +163,10 @@ type Server struct {
 	cancel   context.CancelFunc
 	selfURL  string
 	settings Settings
-	encKey   []byte   // DATABASE_SECRET_KEY derived (mirror credentials)
-	only     []string // Options.OnlyWorkers
+	// registryPolicy is the parsed AutoPruneRegistryPolicy (nil: none).
+	registryPolicy *autoprune.Policy
+	encKey         []byte   // DATABASE_SECRET_KEY derived (mirror credentials)
+	only           []string // Options.OnlyWorkers
 	// Notifier receives repository events (push, mirror sync, quota);
 	// producers get it through their options.
 	Notifier   notify.Emitter
@@ -181,6 +194,14 @@ func New(ctx context.Context, s Settings, opts Options) (*Server, error) {
 	if err := checkReplication(s); err != nil {
 		return nil, err
 	}
+	var registryPolicy *autoprune.Policy
+	if len(s.AutoPruneRegistryPolicy) > 0 { // unset (or {}): none
+		p, err := autoprune.FromConfig(s.AutoPruneRegistryPolicy)
+		if err != nil {
+			return nil, fmt.Errorf("DEFAULT_NAMESPACE_AUTOPRUNE_POLICY: %w; give a mapping such as {method: number_of_tags, value: 10} or {method: creation_date, value: 30d}, or remove the key", err)
+		}
+		registryPolicy = p
+	}
 	if len(s.Preference) == 0 {
 		return nil, errors.New("DISTRIBUTED_STORAGE_PREFERENCE is empty: name the storage location that receives pushes")
 	}
@@ -189,7 +210,8 @@ func New(ctx context.Context, s Settings, opts Options) (*Server, error) {
 		return nil, err
 	}
 	st.SetLogger(log)
-	srv := &Server{Store: st, log: log, Storage: map[string]storage.Driver{}, settings: s, Notifier: notify.Nop{}, only: opts.OnlyWorkers}
+	srv := &Server{Store: st, log: log, Storage: map[string]storage.Driver{}, settings: s, Notifier: notify.Nop{}, only: opts.OnlyWorkers,
+		registryPolicy: registryPolicy}
 	ok := false
 	defer func() {
 		if !ok {

@@ -86,6 +86,17 @@ type AutoPruneStore interface {
 	// entry in the same transaction; false when the row is no longer alive
 	// (another worker or a user got there first).
 	PruneTag(ctx context.Context, t *Tag, audit LogEntry) (bool, error)
+	// ActiveNamespaces pages through the enabled users and organisations
+	// (not robots) by id, strictly after afterID.
+	ActiveNamespaces(ctx context.Context, afterID int64, limit int) ([]User, error)
+	// ClaimRegistryAutoPrune takes the registry-wide pass of
+	// DEFAULT_NAMESPACE_AUTOPRUNE_POLICY when it is due and no replica
+	// holds it (a hold ends after timeout). It returns the claim, or ""
+	// when the pass is not due or is held elsewhere.
+	ClaimRegistryAutoPrune(ctx context.Context, timeout time.Duration) (string, error)
+	// FinishRegistryAutoPrune ends a claimed pass; it is due again after
+	// period (ErrNotFound when the claim had expired and was taken over).
+	FinishRegistryAutoPrune(ctx context.Context, claim string, period time.Duration) error
 }
 
 var _ AutoPruneStore = (*DB)(nil)
@@ -420,4 +431,78 @@ func (db *DB) PruneTag(ctx context.Context, t *Tag, e LogEntry) (bool, error) {
 		return false, fmt.Errorf("prune tag %q of repository id %d: %w", t.Name, t.RepositoryID, err)
 	}
 	return pruned, nil
+}
+
+// ActiveNamespaces implements AutoPruneStore.
+func (db *DB) ActiveNamespaces(ctx context.Context, afterID int64, limit int) ([]User, error) {
+	if limit <= 0 {
+		limit = 50
+	}
+	return queryAll(ctx, db, "list active namespaces", `SELECT `+userColumns+` FROM "user"
+		WHERE robot = false AND enabled = true AND id > ? ORDER BY id LIMIT ?`, []any{afterID, limit},
+		func(rows *sql.Rows) (User, error) {
+			u, err := scanUser(rows)
+			if err != nil {
+				return User{}, err
+			}
+			return *u, nil
+		})
+}
+
+// registryAutoPruneQueue names the one queueitem row that serialises the
+// registry-wide auto-prune pass across replicas and remembers when it is
+// due next (Quay holds a Redis lock for this; the row needs no Redis, and
+// Quay's workers ignore queue names they do not know).
+const registryAutoPruneQueue = "quayctl_registry_autoprune/"
+
+// ClaimRegistryAutoPrune implements AutoPruneStore.
+func (db *DB) ClaimRegistryAutoPrune(ctx context.Context, timeout time.Duration) (string, error) {
+	now := db.now()
+	claim := uuid.NewString()
+	taken := false
+	err := db.inTx(ctx, func(tx *sql.Tx) error {
+		// Creating the row is serialised (SQLite serialises writers anyway).
+		if err := db.advisoryLock(ctx, tx, registryAutoPruneQueue); err != nil {
+			return err
+		}
+		var id int64
+		var state string
+		err := db.queryRow(ctx, tx, `SELECT id, state_id FROM queueitem WHERE queue_name = ?`, registryAutoPruneQueue).Scan(&id, &state)
+		if errors.Is(err, sql.ErrNoRows) {
+			_, err = db.exec(ctx, tx, `INSERT INTO queueitem (queue_name, body, available_after, available, processing_expires, retries_remaining, state_id)
+				VALUES (?, '{}', ?, false, ?, 1, ?)`, registryAutoPruneQueue, db.d.ts(now), db.d.ts(now.Add(timeout)), claim)
+			taken = err == nil
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		nowTS := db.d.ts(now)
+		res, err := db.exec(ctx, tx, `UPDATE queueitem SET available = false, processing_expires = ?, state_id = ?
+			WHERE id = ? AND state_id = ? AND available_after <= ? AND (available = true OR processing_expires <= ?)`,
+			db.d.ts(now.Add(timeout)), claim, id, state, nowTS, nowTS)
+		if err != nil {
+			return err
+		}
+		n, _ := res.RowsAffected()
+		taken = n == 1
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("claim the registry-wide auto-prune pass: %w", err)
+	}
+	if !taken {
+		return "", nil
+	}
+	return claim, nil
+}
+
+// FinishRegistryAutoPrune implements AutoPruneStore.
+func (db *DB) FinishRegistryAutoPrune(ctx context.Context, claim string, period time.Duration) error {
+	res, err := db.exec(ctx, db.w, `UPDATE queueitem SET available = true, available_after = ?, processing_expires = NULL, state_id = ?
+		WHERE queue_name = ? AND state_id = ?`, db.d.ts(db.now().Add(period)), uuid.NewString(), registryAutoPruneQueue, claim)
+	if err != nil {
+		return fmt.Errorf("finish the registry-wide auto-prune pass: %w", err)
+	}
+	return checkAffected(res, "finish the registry-wide auto-prune pass")
 }

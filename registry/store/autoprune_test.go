@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 )
@@ -221,6 +222,89 @@ func TestRepositoryAutoPrunePolicies(t *testing.T) {
 		}
 		if _, _, err := db.AutoPruneTaskStatus(ctx, org.ID); !errors.Is(err, ErrNotFound) {
 			t.Errorf("task without policies: %v, want deleted", err)
+		}
+	})
+}
+
+// TestRegistryAutoPrune: the registry-wide pass is claimed by one replica
+// at a time, is due again only after its period, and a hold that outlives
+// its timeout is taken over (the stale claim then cannot finish).
+func TestRegistryAutoPrune(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		db := openMigrated(t, b)
+		clk := freezeClock(db)
+
+		first, err := db.ClaimRegistryAutoPrune(ctx, time.Hour)
+		if err != nil || first == "" {
+			t.Fatalf("first claim = %q, %v", first, err)
+		}
+		if again, err := db.ClaimRegistryAutoPrune(ctx, time.Hour); err != nil || again != "" {
+			t.Fatalf("claim while held = %q, %v; want none", again, err)
+		}
+		if err := db.FinishRegistryAutoPrune(ctx, first, 24*time.Hour); err != nil {
+			t.Fatalf("FinishRegistryAutoPrune: %v", err)
+		}
+		clk.Advance(23 * time.Hour)
+		if again, err := db.ClaimRegistryAutoPrune(ctx, time.Hour); err != nil || again != "" {
+			t.Fatalf("claim before the period ended = %q, %v; want none", again, err)
+		}
+		clk.Advance(2 * time.Hour)
+		second, err := db.ClaimRegistryAutoPrune(ctx, time.Hour)
+		if err != nil || second == "" {
+			t.Fatalf("claim after the period = %q, %v", second, err)
+		}
+		// The holder stalls past the timeout: another replica takes over.
+		clk.Advance(61 * time.Minute)
+		third, err := db.ClaimRegistryAutoPrune(ctx, time.Hour)
+		if err != nil || third == "" {
+			t.Fatalf("claim after the hold expired = %q, %v", third, err)
+		}
+		if err := db.FinishRegistryAutoPrune(ctx, second, 24*time.Hour); !errors.Is(err, ErrNotFound) {
+			t.Errorf("finish with the stale claim = %v, want ErrNotFound", err)
+		}
+		if err := db.FinishRegistryAutoPrune(ctx, third, 24*time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if n := count(t, db, `SELECT COUNT(*) FROM queueitem WHERE queue_name = ?`, registryAutoPruneQueue); n != 1 {
+			t.Errorf("%d rows for the registry-wide pass, want 1", n)
+		}
+	})
+}
+
+// TestActiveNamespaces pages through users and organisations, leaving out
+// robots and disabled users.
+func TestActiveNamespaces(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		db := openMigrated(t, b)
+		alice := mustUser(t, db, "alice", false)
+		mustUser(t, db, "acme", true)
+		bob := mustUser(t, db, "bob", false)
+		mustUser(t, db, "zeta", true)
+		if _, err := db.CreateRobot(ctx, alice.ID, "bot", "", "token"); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.SetUserEnabled(ctx, bob.ID, false); err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		var after int64
+		for {
+			page, err := db.ActiveNamespaces(ctx, after, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, u := range page {
+				names = append(names, u.Username)
+				after = u.ID
+			}
+			if len(page) < 2 {
+				break
+			}
+		}
+		if want := []string{"alice", "acme", "zeta"}; !slices.Equal(names, want) {
+			t.Errorf("active namespaces %v, want %v", names, want)
 		}
 	})
 }
