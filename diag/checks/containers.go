@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dustin/go-humanize"
+
 	"github.com/quayctl/quayctl/collectors"
 	"github.com/quayctl/quayctl/diag"
 )

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dustin/go-humanize"
+
 	"github.com/quayctl/quayctl/diag"
 )
 

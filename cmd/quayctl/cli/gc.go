@@ -6,11 +6,12 @@ import (
 	"io"
 	"strconv"
 
+	"github.com/spf13/cobra"
+
 	"github.com/quayctl/quayctl/registry/gc"
 	"github.com/quayctl/quayctl/registry/server"
 	"github.com/quayctl/quayctl/registry/storage"
 	"github.com/quayctl/quayctl/registry/storage/drivers"
-	"github.com/spf13/cobra"
 )
 
 // NewCmdGC builds `quayctl gc`.
