@@ -17,6 +17,7 @@ import (
 	"github.com/quayctl/quayctl/registry/auth"
 	"github.com/quayctl/quayctl/registry/server"
 	"github.com/quayctl/quayctl/registry/store"
+	v2 "github.com/quayctl/quayctl/registry/v2"
 )
 
 // Registry is a live server under test.
@@ -85,7 +86,7 @@ func Serve(t testing.TB, ln net.Listener, s server.Settings) *Registry {
 	}
 	srv.SetSelfURL("http://" + addr)
 	srv.Start(ctx)
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 30 * time.Second}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 30 * time.Second, ConnContext: v2.ConnContext}
 	go func() { _ = hs.Serve(ln) }()
 	t.Cleanup(func() {
 		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)

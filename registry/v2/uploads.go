@@ -288,7 +288,9 @@ func (h *Handler) appendUpload(ctx context.Context, u *store.Upload, body io.Rea
 	}
 	var n int64
 	if length >= 0 {
-		n, err = copyHashing(fw, hasher, io.LimitReader(body, length))
+		batched, restore := batchedBody(ctx, body, length)
+		n, err = copyHashing(fw, hasher, io.LimitReader(batched, length))
+		restore()
 		if err == nil && n < length {
 			_ = fw.Close()
 			return newErr(ErrSizeInvalid, map[string]int64{"content-length": length, "received": n})

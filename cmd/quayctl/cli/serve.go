@@ -19,6 +19,7 @@ import (
 	"github.com/quayctl/quayctl/internal/memtrim"
 	"github.com/quayctl/quayctl/registry/config"
 	"github.com/quayctl/quayctl/registry/server"
+	v2 "github.com/quayctl/quayctl/registry/v2"
 )
 
 // ServeOptions are the flags of `quayctl serve`.
@@ -207,7 +208,7 @@ func serveRun(ctx context.Context, opts *ServeOptions) error {
 	if len(opts.OnlyWorkers) > 0 {
 		handler = workersOnly(handler)
 	}
-	hs := &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
+	hs := &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second, ConnContext: v2.ConnContext}
 	// Announce before serving: the listener is bound, so clients already
 	// queue, and whoever sees a first answer also finds the line in the log.
 	log.Info("quayctl serve ready", "listen", addr, "config", cfg.Source().String(), "database", srv.Store.Dialect(),
