@@ -224,16 +224,26 @@ func (p *Pruner) pruneNamespace(ctx context.Context, task *store.AutoPruneTask) 
 			continue
 		}
 		repo := &store.Repository{ID: row.RepositoryID, NamespaceID: task.NamespaceID, Namespace: task.Namespace, Name: row.Repository}
-		n, err := p.pruneRepository(ctx, repo, pol)
-		pruned += n
-		if err != nil {
-			if ctx.Err() != nil {
-				return pruned, ctx.Err()
-			}
-			errs = append(errs, fmt.Errorf("%s: %w", repo.FullName(), err))
+		if err := p.apply(ctx, repo, pol, &pruned, &errs); err != nil {
+			return pruned, err
 		}
 	}
 	return pruned, errors.Join(errs...)
+}
+
+// apply runs one policy on one repository, adding what it pruned to
+// *pruned and a failure to *errs; it returns an error only when ctx ended
+// and the pass must stop.
+func (p *Pruner) apply(ctx context.Context, repo *store.Repository, pol *Policy, pruned *int, errs *[]error) error {
+	n, err := p.pruneRepository(ctx, repo, pol)
+	*pruned += n
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		*errs = append(*errs, fmt.Errorf("%s: %w", repo.FullName(), err))
+	}
+	return nil
 }
 
 // pruneNamespaceRepositories applies policies to every repository of a
@@ -251,13 +261,8 @@ func (p *Pruner) pruneNamespaceRepositories(ctx context.Context, namespaceID int
 			repo := &repos[i]
 			after = repo.ID
 			for _, pol := range policies {
-				n, err := p.pruneRepository(ctx, repo, pol)
-				pruned += n
-				if err != nil {
-					if ctx.Err() != nil {
-						return pruned, ctx.Err()
-					}
-					errs = append(errs, fmt.Errorf("%s: %w", repo.FullName(), err))
+				if err := p.apply(ctx, repo, pol, &pruned, &errs); err != nil {
+					return pruned, err
 				}
 			}
 		}
