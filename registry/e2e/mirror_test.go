@@ -79,9 +79,12 @@ func TestMirrorRealClients(t *testing.T) {
 		t.Skip("real clients are an end-to-end run")
 	}
 	pm := testpodman.New(t)
-	var quayctl string // built once, for the PostgreSQL case
 	for name, newDB := range dialects(t) {
 		t.Run(name, func(t *testing.T) {
+			// The CLI check runs in the PostgreSQL case only. The binary
+			// lives in this subtest's directory, which is gone once it ends:
+			// map order may run the other case after it.
+			quayctl := ""
 			if name == "postgresql" {
 				quayctl = filepath.Join(t.TempDir(), "quayctl")
 				if err := os.WriteFile(quayctl, testpodman.BuildQuayctl(t), 0o755); err != nil {
