@@ -4,6 +4,7 @@
 package testregistry
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -13,6 +14,11 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"oras.land/oras-go/v2/registry/remote"
+	orasauth "oras.land/oras-go/v2/registry/remote/auth"
 
 	"github.com/quayctl/quayctl/registry/auth"
 	"github.com/quayctl/quayctl/registry/server"
@@ -110,4 +116,29 @@ func (r *Registry) CreateUser(t testing.TB, name, password string) *store.User {
 		t.Fatalf("create user %s: %v", name, err)
 	}
 	return u
+}
+
+// OCIRepository is an authenticated OCI client (oras-go) for repo on r,
+// over plain HTTP, as user.
+func (r *Registry) OCIRepository(t testing.TB, repo, user, pass string) *remote.Repository {
+	t.Helper()
+	rr, err := remote.NewRepository(r.Addr + "/" + repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rr.PlainHTTP = true
+	rr.Client = &orasauth.Client{Client: http.DefaultClient, Cache: orasauth.NewCache(),
+		Credential: orasauth.StaticCredential(r.Addr, orasauth.Credential{Username: user, Password: pass})}
+	return rr
+}
+
+// PushBlob pushes content (a blob or a manifest, by media type) to repo
+// and returns its descriptor.
+func PushBlob(t testing.TB, repo *remote.Repository, content []byte, mediaType string) ocispec.Descriptor {
+	t.Helper()
+	d := ocispec.Descriptor{MediaType: mediaType, Digest: digest.FromBytes(content), Size: int64(len(content))}
+	if err := repo.Push(context.Background(), d, bytes.NewReader(content)); err != nil {
+		t.Fatalf("push %s to %s: %v", mediaType, repo.Reference, err)
+	}
+	return d
 }

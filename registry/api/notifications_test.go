@@ -3,13 +3,10 @@ package api_test
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/quayctl/quayctl/internal/testpg"
 	"github.com/quayctl/quayctl/internal/testregistry"
 	"github.com/quayctl/quayctl/registry/store"
 )
@@ -17,39 +14,19 @@ import (
 // notifyCall is the API called as user (basic auth; "" anonymous).
 func notifyCall(t *testing.T, reg *testregistry.Registry, user, method, path, body string) (int, map[string]any) {
 	t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, reg.URL+"/api/v1"+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if user != "" {
-		req.SetBasicAuth(user, user+"-password1")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	code, b := apiRequest(t, reg, user, method, path, body)
 	var m map[string]any
 	if len(strings.TrimSpace(string(b))) > 0 && json.Unmarshal(b, &m) != nil {
 		m = map[string]any{"_raw": string(b)}
 	}
-	return resp.StatusCode, m
+	return code, m
 }
 
 // TestRepoNotificationAPI walks the endpoints in order; "$ID" in a path is
 // the uuid of the first notification created, "$OTHER" one of another
 // repository.
 func TestRepoNotificationAPI(t *testing.T) {
-	for name, newDB := range map[string]func(t *testing.T) string{
-		"sqlite":     func(t *testing.T) string { return "sqlite:///" + filepath.Join(t.TempDir(), "quay.db") },
-		"postgresql": func(t *testing.T) string { return testpg.NewDatabase(t) },
-	} {
+	for name, newDB := range dialects() {
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			reg := testregistry.Start(t, newDB(t), nil)

@@ -4,9 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
-	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -59,46 +56,22 @@ func startQuota(t *testing.T, dbURI string, mutate func(*server.Settings)) *quot
 // body and returns the status and the decoded answer.
 func (w *quotaWorld) do(t *testing.T, user, method, path, body string) (int, any) {
 	t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, w.reg.URL+"/api/v1"+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if user != "" {
-		req.SetBasicAuth(user, user+"-password1")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	code, b := apiRequest(t, w.reg, user, method, path, body)
 	var v any
 	if len(bytes.TrimSpace(b)) > 0 {
 		if err := json.Unmarshal(b, &v); err != nil {
 			v = string(b) // the mux's own 404 for routes not served
 		}
 	}
-	return resp.StatusCode, v
+	return code, v
 }
 
 func jsonString(v any) string { b, _ := json.Marshal(v); return string(b) }
 
-func quotaDialects() map[string]func(t *testing.T) string {
-	return map[string]func(t *testing.T) string{
-		"sqlite":     func(t *testing.T) string { return "sqlite:///" + filepath.Join(t.TempDir(), "quay.db") },
-		"postgresql": func(t *testing.T) string { return testpg.NewDatabase(t) },
-	}
-}
-
 // TestQuotaAPI walks through the quota endpoints in order: each step's
 // status and, where given, body (exact JSON) or error text.
 func TestQuotaAPI(t *testing.T) {
-	for name, uri := range quotaDialects() {
+	for name, uri := range dialects() {
 		t.Run(name, func(t *testing.T) {
 			w := startQuota(t, uri(t), nil)
 			steps := []struct {
@@ -195,7 +168,7 @@ func TestQuotaAPI(t *testing.T) {
 // hides everything, FEATURE_EDIT_QUOTA off hides changes, and the
 // system default shows as a synthetic quota.
 func TestQuotaAPIFeatures(t *testing.T) {
-	uri := quotaDialects()["sqlite"]
+	uri := dialects()["sqlite"]
 	cases := []struct {
 		name         string
 		mutate       func(*server.Settings)

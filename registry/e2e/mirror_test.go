@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,10 +15,9 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"oras.land/oras-go/v2/registry/remote"
-	"oras.land/oras-go/v2/registry/remote/auth"
 
 	"github.com/quayctl/quayctl/internal/testpodman"
+	"github.com/quayctl/quayctl/internal/testregistry"
 	"github.com/quayctl/quayctl/registry/server"
 )
 
@@ -29,20 +27,8 @@ import (
 func pushIndex(t *testing.T, reg *registry, repo, user, pass, tag string) (string, []string) {
 	t.Helper()
 	ctx := context.Background()
-	r, err := remote.NewRepository(reg.Addr + "/" + repo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.PlainHTTP = true
-	r.Client = &auth.Client{Client: http.DefaultClient, Cache: auth.NewCache(),
-		Credential: auth.StaticCredential(reg.Addr, auth.Credential{Username: user, Password: pass})}
-	push := func(b []byte, mt string) ocispec.Descriptor {
-		d := ocispec.Descriptor{MediaType: mt, Digest: digest.FromBytes(b), Size: int64(len(b))}
-		if err := r.Push(ctx, d, bytes.NewReader(b)); err != nil {
-			t.Fatalf("push %s: %v", mt, err)
-		}
-		return d
-	}
+	r := reg.OCIRepository(t, repo, user, pass)
+	push := func(b []byte, mt string) ocispec.Descriptor { return testregistry.PushBlob(t, r, b, mt) }
 	var children []ocispec.Descriptor
 	var digests []string
 	for _, arch := range []string{"amd64", "arm64"} {

@@ -16,7 +16,6 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2/registry/remote"
-	"oras.land/oras-go/v2/registry/remote/auth"
 
 	"github.com/quayctl/quayctl/internal/testpg"
 	"github.com/quayctl/quayctl/internal/testregistry"
@@ -51,14 +50,7 @@ type pusher struct {
 }
 
 func newPusher(t *testing.T, reg *testregistry.Registry, repo, user, pass string) *pusher {
-	r, err := remote.NewRepository(reg.Addr + "/" + repo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.PlainHTTP = true
-	r.Client = &auth.Client{Client: http.DefaultClient, Cache: auth.NewCache(),
-		Credential: auth.StaticCredential(reg.Addr, auth.Credential{Username: user, Password: pass})}
-	return &pusher{t: t, repo: r}
+	return &pusher{t: t, repo: reg.OCIRepository(t, repo, user, pass)}
 }
 
 func (p *pusher) blob(content []byte, mt string) (ocispec.Descriptor, error) {

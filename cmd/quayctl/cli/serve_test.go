@@ -16,8 +16,6 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"oras.land/oras-go/v2/registry/remote"
-	"oras.land/oras-go/v2/registry/remote/auth"
 
 	"github.com/quayctl/quayctl/internal/testregistry"
 	"github.com/quayctl/quayctl/registry/server"
@@ -488,20 +486,8 @@ func TestServeOnlyWorkersFlags(t *testing.T) {
 func pushSourceImage(t *testing.T, reg *testregistry.Registry, repo, user, pass, layer, tag string) string {
 	t.Helper()
 	ctx := context.Background()
-	r, err := remote.NewRepository(reg.Addr + "/" + repo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.PlainHTTP = true
-	r.Client = &auth.Client{Client: http.DefaultClient, Cache: auth.NewCache(),
-		Credential: auth.StaticCredential(reg.Addr, auth.Credential{Username: user, Password: pass})}
-	push := func(b []byte, mt string) ocispec.Descriptor {
-		d := ocispec.Descriptor{MediaType: mt, Digest: digest.FromBytes(b), Size: int64(len(b))}
-		if err := r.Push(ctx, d, bytes.NewReader(b)); err != nil {
-			t.Fatalf("push to the source: %v", err)
-		}
-		return d
-	}
+	r := reg.OCIRepository(t, repo, user, pass)
+	push := func(b []byte, mt string) ocispec.Descriptor { return testregistry.PushBlob(t, r, b, mt) }
 	m := ocispec.Manifest{MediaType: ocispec.MediaTypeImageManifest,
 		Config: push([]byte(`{"architecture":"amd64","os":"linux"}`), ocispec.MediaTypeImageConfig),
 		Layers: []ocispec.Descriptor{push([]byte(layer), ocispec.MediaTypeImageLayer)}}
